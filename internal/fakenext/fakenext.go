@@ -1,0 +1,236 @@
+// Package fakenext is a stand-in for the Next.js route that receives the events
+// payments-api forwards. It verifies each request's Stripe-Signature exactly as
+// the Next.js side does (stripe-go's ConstructEventWithOptions with the shared
+// secret), records what arrived, and answers like an idempotent handler: the first
+// accepted delivery of an event id is processed, later ones are acknowledged as
+// duplicates. It can be scripted to fail or stall, for tests and the local sandbox.
+package fakenext
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// maxBody is larger than payments-api's own 512 KiB limit, so that the receiver
+// never is the reason a legitimate event fails.
+const maxBody = 1 << 20
+
+// Delivery is one request whose signature verified.
+type Delivery struct {
+	N         int         // 1-based index of the request among all requests the receiver got
+	ID        string      // event id
+	Type      string      // event type
+	Body      []byte      // the raw body, as received
+	Header    http.Header // the request headers
+	Status    int         // the status the receiver answered
+	Duplicate bool        // an earlier delivery of the same id was already accepted (2xx)
+}
+
+// Accepted reports whether the receiver answered 2xx.
+func (d Delivery) Accepted() bool { return d.Status >= 200 && d.Status < 300 }
+
+// Option configures a Receiver.
+type Option func(*Receiver)
+
+// WithRespond scripts the status answered to the n-th request (1-based, counting
+// every request); a verified event is only recorded as processed when the status
+// is 2xx. The default answers 200.
+func WithRespond(respond func(n int) int) Option {
+	return func(r *Receiver) { r.respond = respond }
+}
+
+// WithDelay makes the n-th request wait before it is answered, or until the
+// request is cancelled, whichever comes first: a slow or hanging Next.js.
+func WithDelay(delay func(n int) time.Duration) Option {
+	return func(r *Receiver) { r.delay = delay }
+}
+
+// WithOutput prints one line per verified delivery to w (the sandbox's terminal).
+// Nothing of the payload beyond the event id and type is printed.
+func WithOutput(w io.Writer) Option {
+	return func(r *Receiver) { r.out = w }
+}
+
+// WithTolerance sets the signature timestamp tolerance (stripe-go's default,
+// 300 s, when not given).
+func WithTolerance(d time.Duration) Option {
+	return func(r *Receiver) { r.tolerance = d }
+}
+
+// Receiver is an http.Handler standing in for the Next.js webhook route. Its
+// methods are safe for concurrent use.
+type Receiver struct {
+	secret    string
+	respond   func(n int) int
+	delay     func(n int) time.Duration
+	out       io.Writer
+	tolerance time.Duration
+
+	mu         sync.Mutex
+	requests   int
+	rejected   int
+	deliveries []Delivery
+	processed  map[string]bool
+	changed    chan struct{} // closed and replaced whenever something is recorded
+}
+
+// New returns a Receiver that verifies signatures with secret.
+func New(secret string, opts ...Option) *Receiver {
+	r := &Receiver{
+		secret:    secret,
+		tolerance: webhook.DefaultTolerance,
+		processed: make(map[string]bool),
+		changed:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// ServeHTTP verifies and records one delivery.
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	rc.mu.Lock()
+	rc.requests++
+	n := rc.requests
+	rc.mu.Unlock()
+
+	if req.Method != http.MethodPost {
+		rc.reject(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
+	if err != nil {
+		rc.reject(w, http.StatusBadRequest, "unreadable body")
+		return
+	}
+	event, err := webhook.ConstructEventWithOptions(body, req.Header.Get("Stripe-Signature"), rc.secret,
+		webhook.ConstructEventOptions{Tolerance: rc.tolerance, IgnoreAPIVersionMismatch: true})
+	if err != nil {
+		rc.reject(w, http.StatusBadRequest, "signature verification failed")
+		return
+	}
+
+	if rc.delay != nil {
+		if d := rc.delay(n); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-req.Context().Done():
+				t.Stop()
+			}
+		}
+	}
+	status := http.StatusOK
+	if rc.respond != nil {
+		status = rc.respond(n)
+	}
+
+	rc.mu.Lock()
+	d := Delivery{
+		N:      n,
+		ID:     event.ID,
+		Type:   string(event.Type),
+		Body:   body,
+		Header: req.Header.Clone(),
+		Status: status,
+	}
+	if d.Accepted() {
+		d.Duplicate = rc.processed[event.ID]
+		rc.processed[event.ID] = true
+	}
+	rc.deliveries = append(rc.deliveries, d)
+	rc.notifyLocked()
+	rc.mu.Unlock()
+
+	if rc.out != nil {
+		note := ""
+		if d.Duplicate {
+			note = " (duplicate, already processed)"
+		}
+		fmt.Fprintf(rc.out, "next.js received %s %s -> %d%s\n", d.ID, d.Type, d.Status, note)
+	}
+
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"received\":true,\"duplicate\":%t}\n", d.Duplicate)
+}
+
+func (rc *Receiver) reject(w http.ResponseWriter, status int, msg string) {
+	rc.mu.Lock()
+	rc.rejected++
+	rc.notifyLocked()
+	rc.mu.Unlock()
+	if rc.out != nil {
+		fmt.Fprintf(rc.out, "next.js rejected a request: %s\n", msg)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"error\":%q}\n", msg)
+}
+
+func (rc *Receiver) notifyLocked() {
+	close(rc.changed)
+	rc.changed = make(chan struct{})
+}
+
+// Requests returns how many requests reached the receiver, verified or not.
+func (rc *Receiver) Requests() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.requests
+}
+
+// Rejected returns how many requests failed verification.
+func (rc *Receiver) Rejected() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.rejected
+}
+
+// Deliveries returns a copy of the verified deliveries, in arrival order.
+func (rc *Receiver) Deliveries() []Delivery {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]Delivery(nil), rc.deliveries...)
+}
+
+// Processed returns the deliveries that were accepted and not duplicates: what
+// the Next.js application acted upon, once per event id.
+func (rc *Receiver) Processed() []Delivery {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []Delivery
+	for _, d := range rc.deliveries {
+		if d.Accepted() && !d.Duplicate {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Wait blocks until at least n verified deliveries were recorded, and returns
+// them; it returns ctx's error if ctx ends first.
+func (rc *Receiver) Wait(ctx context.Context, n int) ([]Delivery, error) {
+	for {
+		rc.mu.Lock()
+		if len(rc.deliveries) >= n {
+			out := append([]Delivery(nil), rc.deliveries...)
+			rc.mu.Unlock()
+			return out, nil
+		}
+		ch := rc.changed
+		rc.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
