@@ -21,6 +21,7 @@ type Record struct {
 	id string
 
 	mu    sync.Mutex
+	route string
 	attrs []slog.Attr
 	err   error
 }
@@ -79,8 +80,25 @@ func SetError(ctx context.Context, err error) {
 	rec.err = err
 }
 
+// SetRoute records the route template the router matched (e.g.
+// "/stripe/checkout"), the only path form that metrics may use as a label.
+func SetRoute(ctx context.Context, route string) {
+	if rec := From(ctx); rec != nil {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.route = route
+	}
+}
+
 // ID returns the request id.
 func (r *Record) ID() string { return r.id }
+
+// Route returns the matched route template, or "" when no route matched.
+func (r *Record) Route() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.route
+}
 
 // Attrs returns a copy of the attributes added so far, plus "error" when one was set.
 func (r *Record) Attrs() []slog.Attr {

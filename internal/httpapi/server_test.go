@@ -1,0 +1,385 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/requestlog"
+)
+
+const allowedOrigin = "https://app.example.com"
+
+// testServer builds the real server with simple feature handlers: checkout
+// answers 200 (or panics when asked), webhook answers 200, and authentication
+// lets every request through with a user id on the log line.
+type testServer struct {
+	handler http.Handler
+	reg     *prometheus.Registry
+	logs    *bytes.Buffer
+	ready   *Readiness
+}
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	ts := &testServer{reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, ready: &Readiness{}}
+	logger := slog.New(slog.NewJSONHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts.handler = NewServer(Options{
+		Logger:         logger,
+		Registerer:     ts.reg,
+		Readiness:      ts.ready,
+		AllowedOrigins: []string{allowedOrigin, "https://admin.example.com"},
+		Authenticate: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requestlog.Add(r.Context(), slog.String("user_id", "user_123"))
+				next.ServeHTTP(w, r)
+			})
+		},
+		Checkout: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Panic") != "" {
+				panic("boom: secret internals")
+			}
+			if r.Header.Get("X-Fail") != "" {
+				problem.Write(w, r, errors.New("stripe said: sk_test_leak"))
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"ok":true}`)
+		}),
+		Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"received":true}`)
+		}),
+	})
+	return ts
+}
+
+func (ts *testServer) do(method, target string, header map[string]string) *http.Response {
+	req := httptest.NewRequest(method, target, strings.NewReader(`{}`))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	ts.handler.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func decodeProblem(t *testing.T, resp *http.Response) problem.Body {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != problem.ContentType {
+		t.Fatalf("Content-Type = %q, want %q", ct, problem.ContentType)
+	}
+	var body problem.Body
+	dec := json.NewDecoder(resp.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		t.Fatalf("decoding problem: %v", err)
+	}
+	if body.Status != resp.StatusCode || body.Title != http.StatusText(resp.StatusCode) || body.Type == "" || body.Detail == "" {
+		t.Errorf("problem %+v does not match status %d", body, resp.StatusCode)
+	}
+	if body.RequestID == "" || body.RequestID != resp.Header.Get(RequestIDHeader) {
+		t.Errorf("problem request_id %q, header %q", body.RequestID, resp.Header.Get(RequestIDHeader))
+	}
+	return body
+}
+
+func TestRequestID(t *testing.T) {
+	ts := newTestServer(t)
+	tests := []struct {
+		name, sent string
+		keep       bool
+	}{
+		{"sane id kept", "req-123_abc.DEF:9", true},
+		{"none sent", "", false},
+		{"too long", strings.Repeat("a", 129), false},
+		{"header injection", "abc\r\nX-Evil: 1", false},
+		{"spaces", "a b", false},
+		{"json breaking", `a"b`, false},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+			if tt.sent != "" {
+				req.Header[http.CanonicalHeaderKey(RequestIDHeader)] = []string{tt.sent}
+			}
+			rec := httptest.NewRecorder()
+			ts.handler.ServeHTTP(rec, req)
+			got := rec.Header().Get(RequestIDHeader)
+			if tt.keep && got != tt.sent {
+				t.Errorf("X-Request-ID = %q, want the caller's %q", got, tt.sent)
+			}
+			if !tt.keep && (got == tt.sent || !saneRequestID.MatchString(got) || len(got) != 32) {
+				t.Errorf("X-Request-ID = %q, want a fresh 32-hex id", got)
+			}
+			if seen[got] {
+				t.Errorf("X-Request-ID %q was reused", got)
+			}
+			seen[got] = true
+		})
+	}
+}
+
+func TestPanicBecomesProblemAndServerKeepsServing(t *testing.T) {
+	ts := newTestServer(t)
+	resp := ts.do(http.MethodPost, "/stripe/checkout", map[string]string{"X-Panic": "1"})
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status = %d, want 500", resp.StatusCode)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(raw), "boom") || strings.Contains(string(raw), "goroutine") {
+		t.Errorf("panic leaked to the client: %s", raw)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	decodeProblem(t, resp)
+	if !strings.Contains(ts.logs.String(), "boom: secret internals") || !strings.Contains(ts.logs.String(), "goroutine") {
+		t.Errorf("panic and stack not logged:\n%s", ts.logs)
+	}
+	if got := ts.do(http.MethodPost, "/stripe/checkout", nil).StatusCode; got != http.StatusOK {
+		t.Errorf("after a panic, status = %d, want 200", got)
+	}
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", "/stripe/checkout", "POST", "500"); got != 1 {
+		t.Errorf("500s counted = %v, want 1", got)
+	}
+}
+
+func TestInternalErrorIsGeneric(t *testing.T) {
+	ts := newTestServer(t)
+	resp := ts.do(http.MethodPost, "/stripe/checkout", map[string]string{"X-Fail": "1"})
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 500 || strings.Contains(string(raw), "sk_test_leak") {
+		t.Errorf("status %d body %s: want a generic 500", resp.StatusCode, raw)
+	}
+	if !strings.Contains(ts.logs.String(), `"error":"stripe said: sk_test_leak"`) {
+		t.Errorf("the cause is not on the log line:\n%s", ts.logs)
+	}
+}
+
+func TestNotFoundAndMethodNotAllowed(t *testing.T) {
+	ts := newTestServer(t)
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/nope", 404, ""},
+		{http.MethodPost, "/stripe/checkout/extra", 404, ""},
+		{http.MethodGet, "/stripe/checkout", 405, "POST, OPTIONS"},
+		{http.MethodDelete, "/stripe/webhook", 405, "POST"},
+		{http.MethodPost, "/healthz", 405, "GET, HEAD"},
+		{http.MethodOptions, "/stripe/checkout", 405, "POST, OPTIONS"}, // OPTIONS that is no preflight
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			resp := ts.do(tt.method, tt.path, nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			decodeProblem(t, resp)
+			if got := resp.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+		})
+	}
+	// Scanners probing random paths must not create metric series.
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "404"); got != 1 {
+		t.Errorf("unmatched 404 count = %v, want 1", got)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	ts := newTestServer(t)
+	preflight := func(origin, method, headers string) map[string]string {
+		return map[string]string{"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers}
+	}
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		header      map[string]string
+		status      int
+		allowOrigin string
+	}{
+		{"preflight allowed", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "authorization,content-type,idempotency-key,x-request-id"), 200, allowedOrigin},
+		{"preflight second origin", http.MethodOptions, "/stripe/checkout", preflight("https://admin.example.com", "POST", "authorization"), 200, "https://admin.example.com"},
+		{"preflight foreign origin", http.MethodOptions, "/stripe/checkout", preflight("https://evil.example.com", "POST", "authorization"), 403, ""},
+		{"preflight origin suffix trick", http.MethodOptions, "/stripe/checkout", preflight("https://app.example.com.evil.com", "POST", ""), 403, ""},
+		{"preflight null origin", http.MethodOptions, "/stripe/checkout", preflight("null", "POST", ""), 403, ""},
+		{"preflight wrong method", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "DELETE", ""), 403, ""},
+		{"preflight extra header", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "authorization,x-evil"), 403, ""},
+		{"actual allowed", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
+		{"actual foreign", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": "https://evil.example.com"}, 200, ""},
+		{"webhook gets no CORS", http.MethodPost, "/stripe/webhook", map[string]string{"Origin": allowedOrigin}, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.do(tt.method, tt.path, tt.header)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.allowOrigin {
+				t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, tt.allowOrigin)
+			}
+			if resp.StatusCode >= 400 {
+				decodeProblem(t, resp)
+			}
+			if tt.path == "/stripe/checkout" {
+				if got := resp.Header.Values("Vary"); len(got) != 1 || got[0] != "Origin" {
+					t.Errorf("Vary = %q, want exactly Origin", got)
+				}
+			}
+			if tt.status == 200 && tt.method == http.MethodOptions {
+				got := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+				for _, h := range strings.Split(tt.header["Access-Control-Request-Headers"], ",") {
+					if !strings.Contains(got, h) {
+						t.Errorf("Access-Control-Allow-Headers = %q lacks %q", got, h)
+					}
+				}
+			}
+			if tt.name == "actual allowed" && !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+				t.Errorf("X-Request-ID not exposed to the browser: %q", resp.Header.Get("Access-Control-Expose-Headers"))
+			}
+		})
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	ts := newTestServer(t)
+	for _, path := range []string{"/healthz", "/nope"} {
+		resp := ts.do(http.MethodGet, path, nil)
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: headers %v lack nosniff / no-store", path, resp.Header)
+		}
+	}
+}
+
+func TestAccessLogAndMetrics(t *testing.T) {
+	ts := newTestServer(t)
+	ts.do(http.MethodPost, "/stripe/checkout?token=eyJhbGciOi", map[string]string{
+		RequestIDHeader: "req-42", "Authorization": "Bearer eyJhbGciOi.secret",
+	})
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(ts.logs.String()), "\n") {
+		if strings.Contains(l, "req-42") {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatalf("log line is not JSON: %v: %s", err, l)
+			}
+		}
+	}
+	if line == nil {
+		t.Fatalf("no access log line for req-42:\n%s", ts.logs)
+	}
+	for k, want := range map[string]any{"request_id": "req-42", "method": "POST", "route": "/stripe/checkout", "status": 200.0, "user_id": "user_123", "msg": "request"} {
+		if line[k] != want {
+			t.Errorf("log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if _, ok := line["duration_ms"].(float64); !ok {
+		t.Errorf("log duration_ms = %v, want a number", line["duration_ms"])
+	}
+	if strings.Contains(ts.logs.String(), "eyJhbGciOi") {
+		t.Errorf("a token reached the log:\n%s", ts.logs)
+	}
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", "/stripe/checkout", "POST", "200"); got != 1 {
+		t.Errorf("requests_total = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(ts.reg, "payments_api_http_request_duration_seconds"); n != 1 {
+		t.Errorf("duration series = %d, want 1", n)
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := newTestServer(t)
+	keysLoaded := false
+	ts.ready.AddCheck(func() error {
+		if !keysLoaded {
+			return errors.New("clerk keys not loaded yet")
+		}
+		return nil
+	})
+	steps := []struct {
+		name   string
+		before func()
+		path   string
+		status int
+		detail string
+	}{
+		{"live", func() {}, "/healthz", 200, ""},
+		{"keys missing", func() {}, "/readyz", 503, "not ready: clerk keys not loaded yet"},
+		{"keys loaded", func() { keysLoaded = true }, "/readyz", 200, ""},
+		{"draining", ts.ready.Drain, "/readyz", 503, "not ready: draining: the server is shutting down"},
+		{"still live while draining", func() {}, "/healthz", 200, ""},
+	}
+	for _, s := range steps {
+		s.before()
+		resp := ts.do(http.MethodGet, s.path, nil)
+		if resp.StatusCode != s.status {
+			t.Fatalf("%s: status = %d, want %d", s.name, resp.StatusCode, s.status)
+		}
+		if s.status != 200 {
+			if got := decodeProblem(t, resp).Detail; got != s.detail {
+				t.Errorf("%s: detail = %q, want %q", s.name, got, s.detail)
+			}
+		}
+	}
+}
+
+func BenchmarkMiddlewareChain(b *testing.B) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	chain := NewServer(Options{
+		Logger:         slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registerer:     prometheus.NewRegistry(),
+		Readiness:      &Readiness{},
+		AllowedOrigins: []string{allowedOrigin},
+		Authenticate:   func(h http.Handler) http.Handler { return h },
+		Checkout:       ok,
+		Webhook:        ok,
+	})
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", ok}, {"chain", chain}} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodPost, "/stripe/webhook", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
+
+// counterValue reads one counter series (route, method, code) from the registry.
+func counterValue(t *testing.T, g prometheus.Gatherer, name, route, method, code string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"route": route, "method": method, "code": code}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want[l.GetName()] != l.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
