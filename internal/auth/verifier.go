@@ -1,0 +1,409 @@
+package auth
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MaxTokenBytes is the longest token accepted. Clerk's session tokens are about
+// 1 KiB; a longer one is refused before any parsing, so that a flood of huge
+// headers costs no decoding.
+const MaxTokenBytes = 8 << 10
+
+// Defaults for zero Options fields.
+const (
+	// DefaultClockSkew is Clerk's own leeway for exp, nbf and iat.
+	DefaultClockSkew = 5 * time.Second
+	// DefaultMinRefreshInterval bounds JWKS fetches caused by unknown kids.
+	DefaultMinRefreshInterval = 5 * time.Second
+	// DefaultRefreshInterval is how often the JWKS is fetched in the background;
+	// Clerk's SDKs cache it for 5 minutes.
+	DefaultRefreshInterval = 5 * time.Minute
+	// DefaultFetchTimeout bounds one JWKS fetch when the HTTP client has no timeout.
+	DefaultFetchTimeout = 10 * time.Second
+)
+
+// minRSABits is the smallest RSA modulus trusted; Clerk's keys are 2048 bits.
+const minRSABits = 2048
+
+// ErrKeysNotLoaded is what Ready reports until the first successful JWKS fetch.
+// Its text is fit for a readiness response.
+var ErrKeysNotLoaded = errors.New("clerk jwks not loaded yet")
+
+// Options configures a Verifier. Issuer and one of JWKSURL or PEMKey are required.
+type Options struct {
+	// Issuer is the exact expected iss (CLERK_ISSUER), e.g. https://clerk.example.com.
+	Issuer string
+	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL). Unused when
+	// PEMKey is set.
+	JWKSURL string
+	// PEMKey is a PEM RSA public key (CLERK_JWT_KEY). When set, verification
+	// never touches the network and the token's kid is not consulted.
+	PEMKey string
+	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES).
+	// A token with an azp not listed here is refused; with an empty list every
+	// token that carries an azp is refused.
+	AuthorizedParties []string
+	// ClockSkew is the leeway for exp, nbf and iat (CLERK_CLOCK_SKEW);
+	// DefaultClockSkew when zero.
+	ClockSkew time.Duration
+	// HTTPClient fetches the JWKS; a client with a DefaultFetchTimeout timeout
+	// when nil. A client without a timeout gets one.
+	HTTPClient *http.Client
+	// Registerer receives the metrics; none are registered when nil.
+	Registerer prometheus.Registerer
+	// Logger receives refresh failures (warn) and refused tokens (debug).
+	Logger *slog.Logger
+	// Now is the clock for exp, nbf and iat; time.Now when nil. The refresh
+	// rate bound always uses the real clock.
+	Now func() time.Time
+	// MinRefreshInterval is the least time between the start of two JWKS
+	// fetches when a token names an unknown kid; DefaultMinRefreshInterval when zero.
+	MinRefreshInterval time.Duration
+	// RefreshInterval is the background refresh period after a successful
+	// fetch; DefaultRefreshInterval when zero.
+	RefreshInterval time.Duration
+}
+
+// Verifier checks Clerk session tokens. It is safe for concurrent use; the
+// request path does no network I/O except one bounded JWKS refresh when a
+// token names a key it has not seen.
+type Verifier struct {
+	issuer    string
+	parties   map[string]struct{}
+	log       *slog.Logger
+	m         *metrics
+	parseOpts []jwt.ParseOption // shared, capacity clipped so appends copy
+
+	keys      atomic.Pointer[keySet]
+	ready     chan struct{} // closed once keys are loaded
+	readyOnce sync.Once
+
+	// JWKS mode only.
+	jwksURL      string
+	cache        *jwk.Cache
+	minRefresh   time.Duration
+	refreshEvery time.Duration
+	kick         chan struct{} // asks the refresh loop for a fetch now
+
+	mu        sync.Mutex
+	pending   chan struct{} // closed when the asked-for fetch ends; nil when none asked
+	lastFetch time.Time     // start of the latest fetch, for the rate bound
+	stopped   bool          // the refresh loop has ended
+}
+
+// keySet is an immutable snapshot of the verification keys, already parsed.
+type keySet struct {
+	byKID map[string]*rsa.PublicKey
+	only  *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+}
+
+func (ks *keySet) lookup(kid string) (*rsa.PublicKey, bool) {
+	if ks.only != nil {
+		return ks.only, true
+	}
+	if kid == "" {
+		return nil, false
+	}
+	k, ok := ks.byKID[kid]
+	return k, ok
+}
+
+// NewVerifier returns a Verifier. In JWKS mode it starts fetching the key set in
+// the background and keeps it fresh until ctx is cancelled; Clerk being
+// unreachable is not an error (Ready reports it). The error is for invalid
+// options only, such as an unparsable PEM key.
+func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
+	if o.Issuer == "" {
+		return nil, errors.New("auth: issuer is required")
+	}
+	if o.ClockSkew < 0 {
+		return nil, errors.New("auth: clock skew must not be negative")
+	}
+	skew := cmpOr(o.ClockSkew, DefaultClockSkew)
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+
+	v := &Verifier{
+		issuer:  o.Issuer,
+		parties: make(map[string]struct{}, len(o.AuthorizedParties)),
+		log:     log,
+		m:       m,
+		ready:   make(chan struct{}),
+		parseOpts: slices.Clip([]jwt.ParseOption{
+			jwt.WithValidate(true),
+			jwt.WithIssuer(o.Issuer),
+			jwt.WithRequiredClaim(jwt.ExpirationKey),
+			jwt.WithAcceptableSkew(skew),
+			jwt.WithClock(jwt.ClockFunc(now)),
+		}),
+	}
+	for _, p := range o.AuthorizedParties {
+		v.parties[p] = struct{}{}
+	}
+
+	if o.PEMKey != "" {
+		key, err := parsePEMKey(o.PEMKey)
+		if err != nil {
+			return nil, err
+		}
+		v.keys.Store(&keySet{only: key})
+		close(v.ready)
+		return v, nil
+	}
+
+	u, err := url.Parse(o.JWKSURL)
+	if o.JWKSURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, errors.New("auth: a JWKS URL (absolute http or https) or a PEM key is required")
+	}
+	if err := v.startJWKS(ctx, o); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// Ready returns nil once verification keys are loaded, else ErrKeysNotLoaded.
+// Keys once loaded stay loaded: a later JWKS outage keeps the cached ones.
+func (v *Verifier) Ready() error {
+	select {
+	case <-v.ready:
+		return nil
+	default:
+		return ErrKeysNotLoaded
+	}
+}
+
+// WaitReady blocks until keys are loaded or ctx ends.
+func (v *Verifier) WaitReady(ctx context.Context) error {
+	select {
+	case <-v.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("auth: %w: %w", ErrKeysNotLoaded, ctx.Err())
+	}
+}
+
+func (v *Verifier) markReady() {
+	v.readyOnce.Do(func() { close(v.ready) })
+}
+
+// Verify checks token and returns the identity it carries. A refused token
+// gives an *Error whose Reason says why. When the token names a kid not in the
+// cached key set, Verify waits (within ctx) for one rate-bounded JWKS refresh.
+func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+	switch {
+	case token == "":
+		return Identity{}, refuse(ReasonMissing, nil)
+	case len(token) > MaxTokenBytes:
+		return Identity{}, refuse(ReasonOversized, nil)
+	case !isCompactJWS(token):
+		return Identity{}, refuse(ReasonMalformed, nil)
+	}
+	ks := v.keys.Load()
+	if ks == nil {
+		return Identity{}, refuse(ReasonUnavailable, ErrKeysNotLoaded)
+	}
+	id, err := v.verifyWith(ks, token)
+	if err == nil || err.Reason != ReasonUnknownKey || v.cache == nil {
+		return id, errOrNil(err)
+	}
+	done := v.requestRefresh()
+	if done == nil {
+		return Identity{}, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return Identity{}, err
+	}
+	if fresh := v.keys.Load(); fresh != ks {
+		id, err = v.verifyWith(fresh, token)
+	}
+	return id, errOrNil(err)
+}
+
+// errOrNil keeps a nil *Error from becoming a non-nil error.
+func errOrNil(err *Error) error {
+	if err == nil {
+		return nil
+	}
+	return err
+}
+
+// isCompactJWS reports whether s is three base64url segments (the last may be
+// empty, so that alg "none" is refused as an algorithm, not as noise). Anything
+// else, including the JSON serialization, is refused before jwx sees it.
+func isCompactJWS(s string) bool {
+	dots := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			dots++
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	if dots != 2 {
+		return false
+	}
+	h, rest, _ := strings.Cut(s, ".")
+	p, _, _ := strings.Cut(rest, ".")
+	return h != "" && p != ""
+}
+
+var (
+	errAlgorithm  = errors.New("alg is not RS256")
+	errUnknownKey = errors.New("kid not in key set")
+)
+
+// keyProvider hands jws the one key a token may be checked with: the RS256 key
+// named by its kid. The header's jwk, jku, x5u and x5c are never looked at.
+type keyProvider struct{ ks *keySet }
+
+func (p keyProvider) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+	h := sig.ProtectedHeaders()
+	if h.Algorithm() != jwa.RS256 {
+		return errAlgorithm
+	}
+	key, ok := p.ks.lookup(h.KeyID())
+	if !ok {
+		return errUnknownKey
+	}
+	sink.Key(jwa.RS256, key)
+	return nil
+}
+
+func (v *Verifier) verifyWith(ks *keySet, token string) (Identity, *Error) {
+	opts := append(v.parseOpts, jwt.WithKeyProvider(keyProvider{ks}))
+	tok, err := jwt.ParseString(token, opts...)
+	if err != nil {
+		return Identity{}, refuse(classify(err), err)
+	}
+	return v.identity(tok)
+}
+
+func classify(err error) Reason {
+	switch {
+	case errors.Is(err, errAlgorithm):
+		return ReasonAlgorithm
+	case errors.Is(err, errUnknownKey):
+		return ReasonUnknownKey
+	case jws.IsVerificationError(err):
+		return ReasonSignature
+	case errors.Is(err, jwt.ErrTokenExpired()):
+		return ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
+		return ReasonNotYetValid
+	case errors.Is(err, jwt.ErrInvalidIssuer()):
+		return ReasonIssuer
+	case errors.Is(err, jwt.ErrRequiredClaim()):
+		return ReasonClaims
+	default:
+		return ReasonMalformed
+	}
+}
+
+// identity applies the checks jwx does not know about and reads the claims.
+// The signature, iss, exp, nbf and iat are already checked.
+func (v *Verifier) identity(tok jwt.Token) (Identity, *Error) {
+	// jwx treats exp = 0 as absent and skips it; a token must really expire.
+	if tok.Expiration().Unix() <= 0 {
+		return Identity{}, refuse(ReasonClaims, errors.New("exp is zero"))
+	}
+	sub := tok.Subject()
+	if strings.TrimSpace(sub) == "" {
+		return Identity{}, refuse(ReasonSubject, nil)
+	}
+	if raw, ok := tok.Get("azp"); ok {
+		azp, isString := raw.(string)
+		if _, listed := v.parties[azp]; !isString || !listed {
+			return Identity{}, refuse(ReasonAZP, nil)
+		}
+	}
+	if raw, ok := tok.Get("sts"); ok {
+		sts, isString := raw.(string)
+		if !isString {
+			return Identity{}, refuse(ReasonClaims, errors.New("sts is not a string"))
+		}
+		if sts == "pending" {
+			return Identity{}, refuse(ReasonPending, nil)
+		}
+	}
+
+	id := Identity{UserID: sub}
+	if raw, ok := tok.Get("sid"); ok {
+		sid, isString := raw.(string)
+		if !isString {
+			return Identity{}, refuse(ReasonClaims, errors.New("sid is not a string"))
+		}
+		id.SessionID = sid
+	}
+	// A session token template renders a missing address as null: no email.
+	if raw, ok := tok.Get("email"); ok {
+		id.Email, _ = raw.(string)
+	}
+	org, err := orgID(tok)
+	if err != nil {
+		return Identity{}, refuse(ReasonClaims, err)
+	}
+	id.OrgID = org
+	return id, nil
+}
+
+// orgID reads the active organisation: Clerk v2's o.id, or v1's org_id.
+func orgID(tok jwt.Token) (string, error) {
+	if raw, ok := tok.Get("o"); ok && raw != nil {
+		o, isObject := raw.(map[string]any)
+		if !isObject {
+			return "", errors.New("o is not an object")
+		}
+		id, isString := o["id"].(string)
+		if !isString || id == "" {
+			return "", errors.New("o.id is missing")
+		}
+		return id, nil
+	}
+	if raw, ok := tok.Get("org_id"); ok && raw != nil {
+		id, isString := raw.(string)
+		if !isString {
+			return "", errors.New("org_id is not a string")
+		}
+		return id, nil
+	}
+	return "", nil
+}
