@@ -187,6 +187,9 @@ func (c Config) Warnings() []string {
 	if len(c.NextJSWebhookSecret) < 16 {
 		w = append(w, "NEXTJS_WEBHOOK_SECRET is shorter than 16 characters: use a long random secret")
 	}
+	if c.ShutdownTimeout < c.ForwardTimeout {
+		w = append(w, "SHUTDOWN_TIMEOUT is shorter than FORWARD_TIMEOUT: a webhook forward in flight at shutdown may be cut (Stripe will redeliver it)")
+	}
 	if strings.HasPrefix(c.StripeSecretKey.Value(), "sk_live_") {
 		w = append(w, "STRIPE_SECRET_KEY is an unrestricted live key: prefer a restricted rk_live_ key limited to Prices (read) and Checkout Sessions (write)")
 	}

@@ -330,12 +330,13 @@ func TestWarnings(t *testing.T) {
 	env := baseEnv()
 	env["NEXTJS_WEBHOOK_SECRET"] = testWebhookKey
 	env["STRIPE_SECRET_KEY"] = "sk_live_abc"
+	env["SHUTDOWN_TIMEOUT"] = "5s"
 	c, err := Load(getenv(env))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(c.Warnings(), "\n")
-	for _, want := range []string{"equals STRIPE_WEBHOOK_SECRET", "restricted rk_live_"} {
+	for _, want := range []string{"equals STRIPE_WEBHOOK_SECRET", "restricted rk_live_", "shorter than FORWARD_TIMEOUT"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings %q lack %q", got, want)
 		}
