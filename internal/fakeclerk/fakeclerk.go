@@ -23,7 +23,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
 // JWKSPath is where Clerk publishes its JSON Web Key Set, relative to the issuer.
@@ -245,11 +244,11 @@ func (c *Clerk) Mint(t Token) (string, error) {
 		delete(claims, k)
 	}
 
-	tok := jwt.New()
-	for k, v := range claims {
-		if err := tok.Set(k, v); err != nil {
-			return "", fmt.Errorf("fakeclerk: claim %q: %w", k, err)
-		}
+	// The claims are marshalled as given, not through jwt.Token, so that tests
+	// can mint claims of the wrong type (an "exp" string, an "iss" array).
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("fakeclerk: claims: %w", err)
 	}
 
 	key := c.current()
@@ -258,6 +257,9 @@ func (c *Clerk) Mint(t Token) (string, error) {
 		alg = jwa.RS256
 	}
 	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
+		return "", err
+	}
 	kid := t.KeyID
 	if kid == "" {
 		kid = key.KeyID()
@@ -275,7 +277,7 @@ func (c *Clerk) Mint(t Token) (string, error) {
 	if err := key.Raw(&raw); err != nil {
 		return "", err
 	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(alg, &raw, jws.WithProtectedHeaders(hdr)))
+	signed, err := jws.Sign(payload, jws.WithKey(alg, &raw, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
 		return "", fmt.Errorf("fakeclerk: sign: %w", err)
 	}
