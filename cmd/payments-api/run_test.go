@@ -1,0 +1,481 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/stripemock"
+)
+
+const (
+	testWebhookSecret = "whsec_e2eStripeSecret"
+	testNextSecret    = "nextjs-e2e-forward-secret"
+	testOrigin        = "https://app.example.com"
+)
+
+// syncBuffer collects the service's log output while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logLine returns the first JSON log line whose msg is msg.
+func (b *syncBuffer) logLine(msg string) map[string]any {
+	for _, l := range strings.Split(b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
+}
+
+// service is payments-api started through run, as main starts it.
+type service struct {
+	url, metricsURL string
+	stdout          *syncBuffer
+	stop            context.CancelFunc
+	done            chan error
+}
+
+// startService runs the service on loopback port 0 and waits until it listens.
+func startService(t *testing.T, env map[string]string) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &service{stdout: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	stderr := &syncBuffer{}
+	go func() {
+		s.done <- run(ctx, []string{"payments-api"}, func(k string) string { return env[k] }, s.stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("service did not stop")
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-s.done:
+			t.Fatalf("run returned early: %v\nstdout:\n%s\nstderr:\n%s", err, s.stdout, stderr)
+		default:
+		}
+		if line := s.stdout.logLine("listening"); line != nil {
+			s.url = "http://" + line["addr"].(string)
+			s.metricsURL = "http://" + line["metrics_addr"].(string)
+			return s
+		}
+	}
+	t.Fatalf("service did not listen:\n%s", s.stdout)
+	return nil
+}
+
+// stack is the real service wired to stand-ins for Clerk and Next.js and to the
+// real stripe-mock.
+type stack struct {
+	clerk *fakeclerk.Clerk
+	next  *fakenext.Receiver
+	svc   *service
+}
+
+func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.Option) *stack {
+	t.Helper()
+	clerkSrv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(clerkSrv.Close)
+	clerk, err := fakeclerk.New(clerkSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerkSrv.Config.Handler = clerk
+	next := fakenext.New(testNextSecret, nextOpts...)
+	nextSrv := httptest.NewServer(next)
+	t.Cleanup(nextSrv.Close)
+	mock := stripemock.Start(t)
+
+	env := map[string]string{
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"METRICS_ADDR":          "127.0.0.1:0",
+		"FRONTEND_URL":          testOrigin,
+		"CLERK_ISSUER":          clerkSrv.URL,
+		"STRIPE_SECRET_KEY":     stripemock.Key,
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
+		"STRIPE_API_URL":        mock.URL,
+		"STRIPE_PRICE_IDS":      "price_1MoBy5LkdIwHu7ixZhnattbh",
+		"NEXTJS_WEBHOOK_URL":    nextSrv.URL + "/api/payments/webhook",
+		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
+		"FORWARD_TIMEOUT":       "5s",
+		"SHUTDOWN_TIMEOUT":      "10s",
+	}
+	for k, v := range extraEnv {
+		env[k] = v
+	}
+	return &stack{clerk: clerk, next: next, svc: startService(t, env)}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code, _ := get(t, base+"/readyz"); code == http.StatusOK {
+			return
+		}
+	}
+	t.Fatal("/readyz never answered 200")
+}
+
+func signedEvent(t *testing.T, id, typ string) ([]byte, string) {
+	t.Helper()
+	body := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2025-09-30.clover","type":%q,"data":{"object":{"id":"cs_test_1","object":"checkout.session","client_reference_id":"user_e2e"}}}`, id, typ))
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: testWebhookSecret})
+	return body, signed.Header
+}
+
+func postWebhook(ctx context.Context, base string, body []byte, sig string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/stripe/webhook", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", sig)
+	return http.DefaultClient.Do(req)
+}
+
+// TestRunEndToEnd runs the service as main does and walks the whole flow:
+// health, readiness, a checkout with a Clerk token, a webhook forwarded to
+// Next.js, metrics, and logs that name the user and leak no secret.
+func TestRunEndToEnd(t *testing.T) {
+	st := startStack(t, nil)
+	base := st.svc.url
+
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+	waitReady(t, base)
+
+	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_e2e", Email: "e2e@example.com", AuthorizedParty: testOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader(`{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", testOrigin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session struct {
+		SessionID string `json:"session_id"`
+		URL       string `json:"url"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&session)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || !strings.HasPrefix(session.SessionID, "cs_") || !strings.HasPrefix(session.URL, "https://") {
+		t.Fatalf("checkout: status %d, %+v, %v", resp.StatusCode, session, err)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != testOrigin {
+		t.Errorf("checkout Access-Control-Allow-Origin = %q", got)
+	}
+
+	body, sig := signedEvent(t, "evt_e2e_1", "checkout.session.completed")
+	resp, err = postWebhook(context.Background(), base, body, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(ack)) != `{"received":true,"forwarded":true}` {
+		t.Fatalf("webhook: %d %s", resp.StatusCode, ack)
+	}
+	got := st.next.Processed()
+	if len(got) != 1 || got[0].ID != "evt_e2e_1" || !bytes.Equal(got[0].Body, body) {
+		t.Fatalf("Next.js received %+v, want evt_e2e_1 byte for byte", got)
+	}
+
+	code, metrics := get(t, st.svc.metricsURL+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		`payments_api_http_requests_total{code="200",method="POST",route="/stripe/checkout"} 1`,
+		`payments_api_http_requests_total{code="200",method="POST",route="/stripe/webhook"} 1`,
+		"payments_api_http_request_duration_seconds_bucket",
+		"payments_api_checkout_sessions_total",
+		"payments_api_webhook_events_total",
+		"payments_api_webhook_forward_attempts_total",
+		"payments_api_auth_failures_total",
+		"payments_api_jwks_refreshes_total",
+		"go_goroutines",
+		"process_resident_memory_bytes",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	logs := st.svc.stdout.String()
+	for _, secret := range []string{token, stripemock.Key, testWebhookSecret, testNextSecret, "e2e@example.com"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains a secret or email %q", secret)
+		}
+	}
+	if !strings.Contains(logs, `"user_id":"user_e2e"`) {
+		t.Errorf("the checkout log line lacks user_id:\n%s", logs)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("log line is not JSON: %s", l)
+		}
+	}
+}
+
+// TestRunGracefulShutdown sends SIGTERM's equivalent (run's context ends) while
+// a webhook forward is in flight: /readyz turns 503 at once while the server
+// still serves, the forward completes and is acknowledged, and run returns nil.
+func TestRunGracefulShutdown(t *testing.T) {
+	release := make(chan struct{})
+	st := startStack(t, map[string]string{"SHUTDOWN_DELAY": "300ms"},
+		fakenext.WithDelay(func(n int) time.Duration { <-release; return 0 }))
+	base := st.svc.url
+	waitReady(t, base)
+
+	body, sig := signedEvent(t, "evt_inflight", "checkout.session.completed")
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		resp, err := postWebhook(context.Background(), base, body, sig)
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		inflight <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	for st.next.Requests() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	st.svc.stop() // what SIGTERM does through signal.NotifyContext
+	for {
+		code, body := get(t, base+"/readyz")
+		if code == http.StatusServiceUnavailable {
+			if !strings.Contains(body, "draining") {
+				t.Errorf("/readyz 503 body %s does not say draining", body)
+			}
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Wait until Shutdown has closed the listener: from then on only in-flight
+	// requests are served.
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+
+	r := <-inflight
+	if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `"forwarded":true`) {
+		t.Fatalf("in-flight webhook: %+v, want 200 forwarded", r)
+	}
+	select {
+	case err := <-st.svc.done:
+		if err != nil {
+			t.Fatalf("run returned %v, want nil", err)
+		}
+		st.svc.done <- nil // for the cleanup
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after shutdown")
+	}
+	if got := st.next.Processed(); len(got) != 1 || got[0].ID != "evt_inflight" {
+		t.Errorf("Next.js processed %+v, want evt_inflight", got)
+	}
+	if st.svc.stdout.logLine("stopped") == nil {
+		t.Errorf("no 'stopped' log line:\n%s", st.svc.stdout)
+	}
+}
+
+// TestRunNotReadyUntilClerkAnswers starts the service while Clerk's JWKS is
+// down: it serves, /readyz says why it is not ready, and turns ready once the
+// JWKS comes back.
+func TestRunNotReadyUntilClerkAnswers(t *testing.T) {
+	clerkSrv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(clerkSrv.Close)
+	clerk, err := fakeclerk.New(clerkSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerk.SetDown(true)
+	clerkSrv.Config.Handler = clerk
+	svc := startService(t, map[string]string{
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"METRICS_ADDR":          "off",
+		"CLERK_ISSUER":          clerkSrv.URL,
+		"STRIPE_SECRET_KEY":     "sk_test_abc",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
+		"STRIPE_PRICE_IDS":      "price_a",
+		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
+	})
+	code, body := get(t, svc.url+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
+		t.Fatalf("/readyz with Clerk down = %d %s, want 503 with a reason", code, body)
+	}
+	if code, _ := get(t, svc.url+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with Clerk down = %d, want 200", code)
+	}
+	clerk.SetDown(false)
+	waitReady(t, svc.url)
+}
+
+func TestRunConfigErrors(t *testing.T) {
+	env := map[string]string{
+		"STRIPE_SECRET_KEY":     "pk_live_Sekr1tPublishable",
+		"STRIPE_WEBHOOK_SECRET": "Sekr1t",
+		"CORS_ALLOWED_ORIGINS":  "*",
+		"LISTEN_ADDR":           "127.0.0.1:0",
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"payments-api"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	var exit exitError
+	if !errors.As(err, &exit) || exit.code != 2 {
+		t.Fatalf("run = %v, want exit code 2", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	for _, name := range []string{"CLERK_ISSUER", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_IDS", "NEXTJS_WEBHOOK_SECRET", "CORS_ALLOWED_ORIGINS"} {
+		found := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, name+": ") {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("%d lines name %s, want 1:\n%s", found, name, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "Sekr1t") {
+		t.Errorf("stderr echoes a secret:\n%s", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("nothing may be logged before the configuration is valid, got:\n%s", stdout.String())
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ok.Close()
+	notReady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer notReady.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		inStderr string
+	}{
+		{"version", []string{"version"}, 0, version + "\n", ""},
+		{"help", []string{"--help"}, 0, usage, ""},
+		{"unknown", []string{"serve-please"}, 2, "", `unknown command "serve-please"`},
+		{"healthcheck 200", []string{"healthcheck", ok.URL}, 0, "", ""},
+		{"healthcheck 503", []string{"healthcheck", notReady.URL}, 1, "", "answered 503"},
+		{"healthcheck refused", []string{"healthcheck", closed.URL}, 1, "", "connection refused"},
+		{"healthcheck bad URL", []string{"healthcheck", "::nope"}, 1, "", "invalid URL"},
+		{"healthcheck two URLs", []string{"healthcheck", ok.URL, ok.URL}, 2, "", "at most one URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			// No environment at all: commands other than serving need no configuration.
+			err := run(context.Background(), append([]string{"payments-api"}, tt.args...), func(string) string { return "" }, &stdout, &stderr)
+			code := 0
+			var exit exitError
+			if errors.As(err, &exit) {
+				code = exit.code
+			} else if err != nil {
+				t.Fatalf("run = %v", err)
+			}
+			if code != tt.code {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.code, stderr.String())
+			}
+			if stdout.String() != tt.stdout {
+				t.Errorf("stdout = %q, want %q", stdout.String(), tt.stdout)
+			}
+			if !strings.Contains(stderr.String(), tt.inStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.inStderr)
+			}
+		})
+	}
+}
+
+// TestHealthcheckGivesUp proves the healthcheck does not hang on a server that
+// accepts the connection and never answers.
+func TestHealthcheckGivesUp(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"payments-api", "healthcheck", srv.URL}, func(string) string { return "" }, io.Discard, &stderr)
+	var exit exitError
+	if !errors.As(err, &exit) || exit.code != 1 {
+		t.Fatalf("run = %v, want exit code 1", err)
+	}
+	if !strings.Contains(stderr.String(), "deadline exceeded") {
+		t.Errorf("stderr = %q, want a timeout", stderr.String())
+	}
+}

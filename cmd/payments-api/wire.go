@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/acme/payments-api/internal/auth"
+	"github.com/acme/payments-api/internal/checkout"
+	"github.com/acme/payments-api/internal/config"
+	"github.com/acme/payments-api/internal/forward"
+	"github.com/acme/payments-api/internal/httpapi"
+	"github.com/acme/payments-api/internal/webhook"
+)
+
+// buildFeatures turns the configuration into the feature handlers: Clerk
+// verification, checkout and the webhook. ctx bounds their background work (the
+// JWKS refresh), not any request.
+func buildFeatures(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer, readiness *httpapi.Readiness) (httpapi.Options, error) {
+	verifier, err := auth.NewVerifier(ctx, auth.Options{
+		Issuer:            cfg.ClerkIssuer,
+		JWKSURL:           cfg.ClerkJWKSURL,
+		PEMKey:            cfg.ClerkJWTKey.Value(),
+		AuthorizedParties: cfg.ClerkAuthorizedParties,
+		ClockSkew:         cfg.ClerkClockSkew,
+		Registerer:        reg,
+		Logger:            log,
+	})
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("clerk verifier: %w", err)
+	}
+	readiness.AddCheck(verifier.Ready)
+
+	stripe, err := checkout.NewStripeClient(checkout.StripeOptions{
+		SecretKey: cfg.StripeSecretKey.Value(),
+		APIURL:    cfg.StripeAPIURL,
+		Timeout:   stripeTimeout,
+	})
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("stripe client: %w", err)
+	}
+	limit, burst := rate.Inf, 0
+	if r := cfg.CheckoutRateLimit; !r.Off() {
+		// N per period: N clicks at once, then one every period/N.
+		limit, burst = rate.Every(r.Per/time.Duration(r.N)), r.N
+	}
+	checkoutHandler, err := checkout.Handler(checkout.Options{
+		Stripe:         stripe,
+		PriceIDs:       cfg.StripePriceIDs,
+		SuccessURL:     cfg.CheckoutSuccessURL,
+		CancelURL:      cfg.CheckoutCancelURL,
+		AllowedOrigins: cfg.CORSAllowedOrigins,
+		RateLimit:      limit,
+		RateBurst:      burst,
+		Registerer:     reg,
+	})
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("checkout: %w", err)
+	}
+
+	forwarder, err := forward.New(forward.Options{
+		URL:        cfg.NextJSWebhookURL,
+		Secret:     cfg.NextJSWebhookSecret.Value(),
+		Timeout:    cfg.ForwardTimeout,
+		UserAgent:  "payments-api/" + version,
+		Registerer: reg,
+	})
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("webhook forwarder: %w", err)
+	}
+
+	return httpapi.Options{
+		Authenticate: auth.Middleware(verifier),
+		Checkout:     checkoutHandler,
+		Webhook: webhook.Handler(webhook.Options{
+			Secret:       cfg.StripeWebhookSecret.Value(),
+			ForwardTypes: cfg.WebhookForwardEvents,
+			Forwarder:    forwarder,
+			Registerer:   reg,
+		}),
+	}, nil
+}
