@@ -92,6 +92,29 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 		}
 	})
 
+	t.Run("accepted variants", func(t *testing.T) {
+		proxy := newRecordingProxy(t, mock.URL)
+		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
+		tests := []struct {
+			name, contentType, body, quantity string
+		}{
+			{"charset", "application/json; charset=UTF-8", `{"price_id":"` + priceSub + `"}`, "1"},
+			{"null fields", "application/json", `{"price_id":"` + priceSub + `","quantity":null,"success_url":null}`, "1"},
+			{"whitespace around", "application/json", " \n{\"price_id\":\"" + priceSub + "\",\"quantity\":100}\n ", "100"},
+		}
+		for i, tt := range tests {
+			wantSession(t, s.call(&bob, tt.contentType, tt.body, nil))
+			calls := proxy.sessionCalls()
+			if len(calls) != i+1 {
+				t.Fatalf("%s: %d session creations, want %d", tt.name, len(calls), i+1)
+			}
+			f := calls[i].Form
+			if f.Get("line_items[0][quantity]") != tt.quantity || f.Get("success_url") != testSuccessURL || f.Has("customer_email") {
+				t.Errorf("%s: form %v, want quantity %s, the default success URL and no email", tt.name, f, tt.quantity)
+			}
+		}
+	})
+
 	t.Run("idempotency keys are stable per user and scoped", func(t *testing.T) {
 		proxy := newRecordingProxy(t, mock.URL)
 		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
