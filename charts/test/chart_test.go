@@ -116,10 +116,8 @@ func TestRenderedKinds(t *testing.T) {
 func objectMeta(t *testing.T, m manifest) metav1.ObjectMeta {
 	t.Helper()
 	switch o := m.Object.(type) {
-	case metav1.Object:
+	case metav1.Object: // the ServiceMonitor too, through its embedded ObjectMeta
 		return metav1.ObjectMeta{Name: o.GetName(), Labels: o.GetLabels(), Annotations: o.GetAnnotations()}
-	case *serviceMonitor:
-		return o.ObjectMeta
 	}
 	t.Fatalf("%T has no metadata", m.Object)
 	return metav1.ObjectMeta{}

@@ -7,7 +7,6 @@ package chartstest
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,13 +205,4 @@ func only[T any](t *testing.T, ms []manifest) T {
 		t.Fatalf("got %d objects of type %T, want 1", len(found), zero)
 	}
 	return found[0]
-}
-
-// kinds lists the kinds rendered, in order, for messages.
-func kinds(ms []manifest) string {
-	var ks []string
-	for _, m := range ms {
-		ks = append(ks, m.Kind)
-	}
-	return fmt.Sprint(ks)
 }
