@@ -53,8 +53,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// Server timeouts. Handlers may take up to the forward budget (webhook) or the
-// Stripe timeout (checkout); the write timeout leaves room beyond both.
+// Server timeouts. Handlers may take up to the forward budget (webhook) or two
+// Stripe calls (checkout on a cold price cache); the write timeout leaves room
+// beyond both.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 15 * time.Second
@@ -112,7 +113,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Handler:           httpapi.NewServer(opts),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		WriteTimeout:      max(cfg.ForwardTimeout, stripeTimeout) + 10*time.Second,
+		WriteTimeout:      max(cfg.ForwardTimeout, 2*stripeTimeout) + 5*time.Second,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -130,7 +130,7 @@ func Load(getenv func(string) string) (Config, error) {
 	frontendOK := c.FrontendURL != ""
 	defaultOrigin := ""
 	if u, err := url.Parse(c.FrontendURL); err == nil && frontendOK {
-		defaultOrigin = u.Scheme + "://" + u.Host
+		defaultOrigin = originOf(u)
 	}
 	if frontendOK || l.get("CORS_ALLOWED_ORIGINS", "") != "" {
 		c.CORSAllowedOrigins = l.origins("CORS_ALLOWED_ORIGINS", defaultOrigin)
@@ -159,8 +159,8 @@ func Load(getenv func(string) string) (Config, error) {
 		successDefault = c.FrontendURL + "/checkout/success?session_id={CHECKOUT_SESSION_ID}"
 		cancelDefault = c.FrontendURL + "/pricing"
 	}
-	c.CheckoutSuccessURL = l.url("CHECKOUT_SUCCESS_URL", successDefault, false)
-	c.CheckoutCancelURL = l.url("CHECKOUT_CANCEL_URL", cancelDefault, false)
+	c.CheckoutSuccessURL = l.returnURL("CHECKOUT_SUCCESS_URL", successDefault, c.CORSAllowedOrigins)
+	c.CheckoutCancelURL = l.returnURL("CHECKOUT_CANCEL_URL", cancelDefault, c.CORSAllowedOrigins)
 	c.CheckoutRateLimit = l.rate("CHECKOUT_RATE_LIMIT", DefaultRateLimit)
 
 	c.NextJSWebhookURL = l.url("NEXTJS_WEBHOOK_URL", DefaultNextJSURL, true)
@@ -340,6 +340,36 @@ func (l *loader) url(name, def string, required bool) string {
 	return v
 }
 
+// returnURL is where Stripe sends the browser back to: it must be on one of the
+// allowed origins, the same rule the checkout endpoint applies to URLs a client
+// sends, so that no configuration turns the service into an open redirect.
+func (l *loader) returnURL(name, def string, origins []string) string {
+	v := l.url(name, def, false)
+	if v == "" || len(origins) == 0 {
+		return v
+	}
+	u, _ := url.Parse(v) // l.url has parsed it
+	origin := originOf(u)
+	if !slices.Contains(origins, origin) {
+		l.fail(name, "must be on an origin listed in CORS_ALLOWED_ORIGINS (%s is not)", origin)
+		return ""
+	}
+	return v
+}
+
+// originOf returns u's origin as a browser sends it in the Origin header:
+// lower case, without a default port.
+func originOf(u *url.URL) string {
+	host := strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") { // IPv6 literal
+			host = "[" + host + "]"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + host
+}
+
 // clerkURL is a URL that must be https, except on a loopback host where local
 // development runs Clerk stand-ins over plain http.
 func (l *loader) clerkURL(name, def string, required bool) string {
@@ -391,7 +421,7 @@ func (l *loader) origins(name, def string) []string {
 			l.fail(name, "%q %s", o, msg)
 			return nil
 		}
-		origin := strings.ToLower(u.Scheme + "://" + u.Host)
+		origin := originOf(u)
 		if !slices.Contains(out, origin) {
 			out = append(out, origin)
 		}
