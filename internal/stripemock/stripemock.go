@@ -1,6 +1,7 @@
 // Package stripemock runs the real stripe-mock binary for tests: one process on
 // free loopback ports, started on demand, awaited until it answers and killed
-// when the test ends.
+// when the test ends. Launch does the same outside a test (the local sandbox),
+// with the lifetime and ports left to the caller.
 //
 // The binary is found through the STRIPE_MOCK_BIN environment variable, or else
 // as bin/stripe-mock in the module root (the directory holding go.mod, found by
@@ -10,16 +11,13 @@
 package stripemock
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -54,58 +52,15 @@ func Start(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatalf("stripemock: %v", err)
 	}
-
-	// Both listeners on port 0: stripe-mock's HTTPS listener otherwise takes the
-	// fixed port 12112, and parallel test binaries would collide on it.
-	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
+	// Both listeners on port 0 (Launch's default): stripe-mock's HTTPS listener
+	// otherwise takes the fixed port 12112, and parallel test binaries would
+	// collide on it.
+	p, err := Launch(context.Background(), bin, Options{})
 	if err != nil {
-		tb.Fatalf("stripemock: %v", err)
+		tb.Fatal(err)
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("stripemock: start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-
-	addr := make(chan string, 1)
-	go func() {
-		defer close(exited)
-		// Read the output to its end, so that stripe-mock never blocks on a
-		// full pipe, and learn the port it chose from its banner.
-		sc := bufio.NewScanner(stdout)
-		const banner = "Listening for HTTP at address: "
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), banner); ok {
-				select {
-				case addr <- strings.TrimSpace(a):
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		_ = cmd.Wait()
-	}()
-
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	var url string
-	select {
-	case a := <-addr:
-		url = "http://" + a
-	case <-exited:
-		tb.Fatalf("stripemock: %s exited before listening", bin)
-	case <-ctx.Done():
-		tb.Fatalf("stripemock: %s did not listen within %v", bin, startTimeout)
-	}
-	if err := waitReady(ctx, url); err != nil {
-		tb.Fatalf("stripemock: %v", err)
-	}
-	return &Server{URL: url}
+	tb.Cleanup(p.Stop)
+	return &Server{URL: p.URL}
 }
 
 // waitReady polls stripe-mock until it answers an authenticated request.
