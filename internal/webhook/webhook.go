@@ -143,11 +143,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			h.count(otherType, OutcomeTooLarge)
+			h.count(ctx, otherType, OutcomeTooLarge)
 			problem.Write(w, r, problem.Wrap(http.StatusRequestEntityTooLarge, detailTooLarge, err))
 			return
 		}
-		h.count(otherType, OutcomeInvalidPayload)
+		h.count(ctx, otherType, OutcomeInvalidPayload)
 		problem.Write(w, r, problem.Wrap(http.StatusBadRequest, detailUnreadable, err))
 		return
 	}
@@ -156,7 +156,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// stripe-go refuses old timestamps only; a future one is refused here, before
 	// the HMAC check just as the library checks age before it.
 	if t, ok := signatureTime(header); ok && t.Sub(h.now()) > h.tolerance {
-		h.count(otherType, OutcomeInvalidSignature)
+		h.count(ctx, otherType, OutcomeInvalidSignature)
 		problem.Write(w, r, problem.Wrap(http.StatusBadRequest, detailInFuture,
 			fmt.Errorf("signature timestamp %s ahead of the clock", t.Sub(h.now()).Round(time.Second))))
 		return
@@ -167,12 +167,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		status, detail, outcome := classify(err, header)
-		h.count(otherType, outcome)
+		h.count(ctx, otherType, outcome)
 		problem.Write(w, r, problem.Wrap(status, detail, err))
 		return
 	}
 	if event.ID == "" || event.Type == "" {
-		h.count(otherType, OutcomeInvalidPayload)
+		h.count(ctx, otherType, OutcomeInvalidPayload)
 		problem.Write(w, r, problem.New(http.StatusBadRequest, detailMissingFields))
 		return
 	}
@@ -180,8 +180,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	eventType := string(event.Type)
 	requestlog.Add(ctx, slog.String("event_id", event.ID), slog.String("event_type", eventType))
 	if !h.forward[eventType] {
-		h.count(otherType, OutcomeIgnored)
-		requestlog.Add(ctx, slog.String("webhook_outcome", OutcomeIgnored))
+		h.count(ctx, otherType, OutcomeIgnored)
 		writeJSON(w, respIgnored)
 		return
 	}
@@ -189,18 +188,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	attempts, err := h.fwd.Forward(ctx, event.ID, body)
 	requestlog.Add(ctx, slog.Int("forward_attempts", attempts))
 	if err != nil {
-		h.count(eventType, OutcomeForwardFailed)
-		requestlog.Add(ctx, slog.String("webhook_outcome", OutcomeForwardFailed))
+		h.count(ctx, eventType, OutcomeForwardFailed)
 		problem.Write(w, r, problem.Wrap(http.StatusBadGateway, detailForwardFailure, err))
 		return
 	}
-	h.count(eventType, OutcomeForwarded)
-	requestlog.Add(ctx, slog.String("webhook_outcome", OutcomeForwarded))
+	h.count(ctx, eventType, OutcomeForwarded)
 	writeJSON(w, respForwarded)
 }
 
-func (h *handler) count(eventType, outcome string) {
+// count records the request's outcome in the metric and on its log line.
+func (h *handler) count(ctx context.Context, eventType, outcome string) {
 	h.events.WithLabelValues(eventType, outcome).Inc()
+	requestlog.Add(ctx, slog.String("webhook_outcome", outcome))
 }
 
 func writeJSON(w http.ResponseWriter, body string) {

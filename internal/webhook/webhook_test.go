@@ -425,8 +425,12 @@ func TestRejectsBadSignatures(t *testing.T) {
 			r := s.post(t, sent, tt.header)
 			checkProblem(t, r, http.StatusBadRequest, tt.wantDetail)
 			checkNoLeak(t, r, goodV1, "evt_sig", tt.header)
-			if _, ok := logAttrs(r.rec)["event_id"]; ok {
+			attrs := logAttrs(r.rec)
+			if _, ok := attrs["event_id"]; ok {
 				t.Error("an unverified event id was logged")
+			}
+			if got, want := attrs["webhook_outcome"], "invalid_signature"; got != want {
+				t.Errorf("log webhook_outcome = %q, want %q", got, want)
 			}
 		})
 	}
@@ -435,6 +439,35 @@ func TestRejectsBadSignatures(t *testing.T) {
 	}
 	if got, want := events(t, s, "other", "invalid_signature"), float64(len(tests)); got != want {
 		t.Errorf("events{other,invalid_signature} = %v, want %v", got, want)
+	}
+}
+
+func TestFutureCheckUsesTheInjectedClock(t *testing.T) {
+	body := event("evt_clock", "checkout.session.completed", "2023-10-16")
+	header := sign(body, stripeSecret, time.Now())
+	tests := []struct {
+		name       string
+		clock      time.Duration // offset of the handler's clock from the wall clock
+		wantStatus int
+	}{
+		{"clock in step", 0, http.StatusOK},
+		{"clock 10 minutes behind: the signature is from its future", -10 * time.Minute, http.StatusBadRequest},
+		{"clock 4 minutes behind", -4 * time.Minute, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := webhook.Handler(webhook.Options{
+				Secret: stripeSecret, ForwardTypes: forwardTypes, Forwarder: nopForwarder{},
+				Now: func() time.Time { return time.Now().Add(tt.clock) },
+			})
+			w := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(body))
+			req.Header.Set("Stripe-Signature", header)
+			h.ServeHTTP(w, req)
+			if got, want := w.Code, tt.wantStatus; got != want {
+				t.Errorf("status = %d, want %d (%s)", got, want, w.Body)
+			}
+		})
 	}
 }
 
@@ -545,6 +578,9 @@ func TestRejectsUnparsableEvents(t *testing.T) {
 			r := s.post(t, body, sig)
 			checkProblem(t, r, http.StatusBadRequest, tt.wantDetail)
 			checkNoLeak(t, r, sig)
+			if got, want := logAttrs(r.rec)["webhook_outcome"], "invalid_payload"; got != want {
+				t.Errorf("log webhook_outcome = %q, want %q", got, want)
+			}
 		})
 	}
 	if got := s.next.Requests(); got != 0 {
