@@ -3,8 +3,10 @@ package chartstest
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -690,4 +692,96 @@ func TestBadValuesFail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNotes renders NOTES.txt, which `helm template` leaves out, through a
+// copy of the chart that exposes it as a ConfigMap.
+func TestNotes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "payments-api")
+	if err := os.CopyFS(dir, os.DirFS(chartDir)); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := os.ReadFile(filepath.Join(dir, "templates", "NOTES.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), notes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get \"notes.txt\") . | toJson }}\n"
+	if err := os.WriteFile(filepath.Join(dir, "templates", "zz-notes.yaml"), []byte(probe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"template", release, dir, "--namespace", namespace, "--kube-version", kubeVersion, "--show-only", "templates/zz-notes.yaml"}
+	out, stderr, err := runHelm(t, append(args, valuesArgs("required.yaml", "all-features.yaml")...)...)
+	if err != nil {
+		t.Fatalf("render NOTES.txt: %v\n%s", err, stderr)
+	}
+	got := only[*corev1.ConfigMap](t, decodeAll(t, out)).Data["notes"]
+	for _, want := range []string{
+		"kubectl --namespace payments port-forward service/pay-payments-api 8001:http",
+		"stripe listen --forward-to localhost:8001/stripe/webhook",
+		"helm test --namespace payments pay",
+		"https://api.example.com/stripe",
+		"http://web.frontend.svc.cluster.local:8080/api/stripe/forwarded",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("NOTES.txt lacks %q:\n%s", want, got)
+		}
+	}
+	for key, value := range sentinels {
+		if strings.Contains(got, strings.TrimSpace(value)) {
+			t.Errorf("NOTES.txt shows the value of %s", key)
+		}
+	}
+}
+
+// TestValuesDocumented checks that every property of values.yaml that the
+// schema defines has a comment beginning with its name, and a description
+// to the editor through the schema header.
+func TestValuesDocumented(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	if !strings.HasPrefix(text, "# yaml-language-server: $schema=values.schema.json\n") {
+		t.Error("values.yaml does not start with the yaml-language-server schema header")
+	}
+	schemaRaw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(schemaRaw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	if schema["$schema"] != "http://json-schema.org/draft-07/schema#" || schema["additionalProperties"] != false {
+		t.Errorf("schema is not draft-07 with additionalProperties false")
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, s map[string]any, v map[string]any)
+	walk = func(prefix string, s map[string]any, v map[string]any) {
+		props, _ := s["properties"].(map[string]any)
+		for name, p := range props {
+			val, present := v[name]
+			if !present {
+				continue
+			}
+			path := prefix + name
+			ps, _ := p.(map[string]any)
+			sub, isObj := val.(map[string]any)
+			if _, nested := ps["properties"]; nested && isObj {
+				walk(path+".", ps, sub)
+				continue
+			}
+			if !strings.Contains(text, "# "+path+" ") {
+				t.Errorf("values.yaml: %s has no comment beginning with its name", path)
+			}
+		}
+	}
+	walk("", schema, values)
 }
