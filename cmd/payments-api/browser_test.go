@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"html"
 	"html/template"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,14 +24,17 @@ const browserPriceID = "price_1MoBy5LkdIwHu7ixZhnattbh"
 
 // checkoutPage calls the checkout endpoint the way the Next.js frontend does:
 // fetch with a Bearer token, a JSON body and an Idempotency-Key, which makes the
-// browser send a CORS preflight first. It writes what the page could see of the
-// outcome into #result, which the test reads from Chromium's DOM dump.
-// html/template escapes the injected values for the script context.
+// browser send a CORS preflight first. It shows what the page could see of the
+// outcome and reports it to its own server (same origin, so CORS plays no part
+// in the report). html/template escapes the injected values for the script.
 var checkoutPage = template.Must(template.New("page").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>checkout</title></head>
 <body><pre id="result">pending</pre>
 <script>
-const show = (v) => { document.getElementById("result").textContent = JSON.stringify(v); };
+const report = (v) => {
+  document.getElementById("result").textContent = JSON.stringify(v);
+  fetch("/result", {method: "POST", body: JSON.stringify(v)});
+};
 fetch({{.API}} + "/stripe/checkout", {
   method: "POST",
   headers: {
@@ -43,12 +44,12 @@ fetch({{.API}} + "/stripe/checkout", {
   },
   body: JSON.stringify({price_id: {{.PriceID}}}),
 })
-  .then((r) => r.json().then((body) => show({
+  .then((r) => r.json().then((body) => report({
     status: r.status,
     session_id: body.session_id || "",
     request_id: r.headers.get("X-Request-ID") || "",
   })))
-  .catch((e) => show({error: e.name, message: e.message}));
+  .catch((e) => report({error: e.name, message: e.message}));
 </script>
 </body></html>
 `))
@@ -58,7 +59,7 @@ type pageData struct {
 	API, Token, Key, PriceID string
 }
 
-// browserResult is what checkoutPage wrote into #result.
+// browserResult is what checkoutPage saw of its fetch.
 type browserResult struct {
 	Status    int    `json:"status"`
 	SessionID string `json:"session_id"`
@@ -67,64 +68,84 @@ type browserResult struct {
 	Message   string `json:"message"`
 }
 
-// pageServer is an unstarted loopback server for checkoutPage: its origin is
-// known at once, so that the service can be configured with it before the
-// page, which needs the service's URL, is served.
-func pageServer(t *testing.T) (*httptest.Server, string) {
+// page is a loopback web server for checkoutPage, with what its page reported.
+type page struct {
+	srv     *httptest.Server
+	origin  string
+	results chan browserResult
+}
+
+// newPage makes an unstarted page server: its origin is known at once, so that
+// the service can be configured with it before the page, which needs the
+// service's URL, is served by start.
+func newPage(t *testing.T) *page {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
-	return srv, "http://" + srv.Listener.Addr().String()
+	return &page{srv: srv, origin: "http://" + srv.Listener.Addr().String(), results: make(chan browserResult, 1)}
 }
 
-// startPage serves checkoutPage with data at / on srv.
-func startPage(t *testing.T, srv *httptest.Server, data pageData) {
+// start serves checkoutPage with data at / and takes its report at /result.
+func (p *page) start(t *testing.T, data pageData) {
 	t.Helper()
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
+	p.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			if err := checkoutPage.Execute(w, data); err != nil {
+				t.Errorf("render page: %v", err)
+			}
+		case r.Method == http.MethodPost && r.URL.Path == "/result":
+			var res browserResult
+			if err := json.NewDecoder(r.Body).Decode(&res); err != nil {
+				t.Errorf("page report: %v", err)
+				http.Error(w, "bad report", http.StatusBadRequest)
+				return
+			}
+			select {
+			case p.results <- res:
+			default:
+				t.Errorf("%s reported twice: %+v", p.origin, res)
+			}
+		default:
 			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := checkoutPage.Execute(w, data); err != nil {
-			t.Errorf("render page: %v", err)
 		}
 	})
-	srv.Start()
+	p.srv.Start()
 }
 
-// chromiumPath finds the browser. A missing browser fails the test: CI installs
-// it, and a skipped browser test would pass without proving anything.
-func chromiumPath(t *testing.T) string {
+// browser is a headless Chromium driven through the DevTools protocol on a
+// pipe (file descriptors 3 and 4), which needs no websocket library.
+type browser struct {
+	cmd    *exec.Cmd
+	in     *os.File // Chromium reads commands from it
+	out    *syncBuffer
+	stderr *syncBuffer
+	nextID int
+}
+
+// startChromium launches one headless Chromium for the whole test: a launch
+// costs seconds, opening a tab in it a few milliseconds. A missing browser
+// fails the test: CI installs it, and a skipped browser test proves nothing.
+// The browser runs in its own process group, killed at cleanup, so that no
+// renderer or helper process outlives the test.
+func startChromium(t *testing.T) *browser {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("this test drives a real headless Chromium and cannot run without it: %v "+
 			"(install it with `apt-get install -y chromium`, as CI does)", err)
 	}
-	return path
-}
-
-var resultRE = regexp.MustCompile(`(?s)<pre id="result">(.*?)</pre>`)
-
-// loadInChromium opens pageURL in a fresh headless Chromium, lets its script
-// run, and returns what the script wrote into #result. --virtual-time-budget
-// makes Chromium dump the DOM only once the page is idle and its fetches have
-// settled. The browser runs in its own process group, killed afterwards, so no
-// renderer or helper process outlives the test.
-func loadInChromium(t *testing.T, chromium, pageURL string) browserResult {
-	t.Helper()
-	dir := t.TempDir()
-	dom, err := os.Create(filepath.Join(dir, "dom.html"))
+	cmdR, cmdW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dom.Close()
-	var stderr syncBuffer
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
+	evR, evW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{in: cmdW, out: &syncBuffer{}, stderr: &syncBuffer{}}
+	b.cmd = exec.Command(path,
 		"--headless",
 		"--no-sandbox", // the tests run as root
 		"--disable-gpu",
@@ -135,50 +156,67 @@ func loadInChromium(t *testing.T, chromium, pageURL string) browserResult {
 		"--disable-sync",
 		"--no-first-run",
 		"--disable-quic",
-		"--user-data-dir="+filepath.Join(dir, "profile"),
-		"--virtual-time-budget=1000",
-		"--dump-dom",
-		pageURL,
+		"--user-data-dir="+filepath.Join(t.TempDir(), "profile"),
+		"--remote-debugging-pipe",
+		"about:blank",
 	)
-	cmd.Stdout = dom // a file, not a pipe: Wait returns when the browser exits
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	killGroup := func() error {
-		if cmd.Process == nil {
-			return nil
+	b.cmd.ExtraFiles = []*os.File{cmdR, evW} // fd 3: commands in, fd 4: answers out
+	b.cmd.Stderr = b.stderr
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	b.cmd.WaitDelay = 2 * time.Second
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	cmdR.Close()
+	evW.Close()
+	drained := make(chan struct{})
+	go func() {
+		// Chromium must never block writing its answers.
+		io.Copy(b.out, evR)
+		evR.Close()
+		close(drained)
+	}()
+	t.Cleanup(func() {
+		b.in.Close()
+		if err := syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("kill Chromium's process group: %v", err)
 		}
-		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if errors.Is(err, syscall.ESRCH) {
-			return nil
-		}
-		return err
-	}
-	cmd.Cancel = killGroup
-	cmd.WaitDelay = 2 * time.Second
-	start := time.Now()
-	runErr := cmd.Run()
-	if err := killGroup(); err != nil {
-		t.Errorf("kill Chromium's process group: %v", err)
-	}
-	if runErr != nil {
-		t.Fatalf("chromium %s after %s: %v\nstderr:\n%s", pageURL, time.Since(start).Round(time.Millisecond), runErr, stderr.String())
-	}
-	t.Logf("chromium loaded %s in %s", pageURL, time.Since(start).Round(time.Millisecond))
+		b.cmd.Wait()
+		<-drained
+	})
+	return b
+}
 
-	out, err := os.ReadFile(dom.Name())
+// open opens url in a new tab.
+func (b *browser) open(t *testing.T, url string) {
+	t.Helper()
+	b.nextID++
+	msg, err := json.Marshal(map[string]any{
+		"id":     b.nextID,
+		"method": "Target.createTarget",
+		"params": map[string]string{"url": url},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := resultRE.FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("the DOM dump of %s has no #result:\n%s\nstderr:\n%s", pageURL, out, stderr.String())
+	if _, err := b.in.Write(append(msg, 0)); err != nil {
+		t.Fatalf("send to chromium: %v\nstderr:\n%s", err, b.stderr)
 	}
-	text := html.UnescapeString(string(m[1]))
-	var res browserResult
-	if err := json.Unmarshal([]byte(text), &res); err != nil {
-		t.Fatalf("the page at %s did not finish its fetch: #result = %q\nstderr:\n%s", pageURL, text, stderr.String())
+}
+
+// load opens p's page in a new tab and returns what the page reported.
+func (b *browser) load(t *testing.T, p *page) browserResult {
+	t.Helper()
+	start := time.Now()
+	b.open(t, p.origin+"/")
+	select {
+	case res := <-p.results:
+		t.Logf("%s reported after %s", p.origin, time.Since(start).Round(time.Millisecond))
+		return res
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the page at %s reported nothing within 20s\nDevTools answers:\n%s\nstderr:\n%s", p.origin, b.out, b.stderr)
+		return browserResult{}
 	}
-	return res
 }
 
 // sum adds up the samples of a counter in a Prometheus text exposition whose
@@ -246,38 +284,38 @@ func readCheckoutCounts(t *testing.T, st *stack) checkoutCounts {
 // no POST arrives and no session is created, although its token is as valid as
 // the allowed page's (a leaked token is useless to another site).
 func TestBrowserCheckoutCORS(t *testing.T) {
-	chromium := chromiumPath(t)
+	chrome := startChromium(t) // starts while the stack does
 
-	allowed, allowedOrigin := pageServer(t) // http://127.0.0.1:<port>
-	foreignPort, foreignPortOrigin := pageServer(t)
-	foreignHost, foreignHostOrigin := pageServer(t)
+	allowed := newPage(t) // http://127.0.0.1:<port>
+	foreignPort := newPage(t)
+	foreignHost := newPage(t)
 	// The same kind of loopback server under another host name: only the host
 	// differs from an allowed origin here, only the port on foreignPort.
-	foreignHostOrigin = strings.Replace(foreignHostOrigin, "127.0.0.1", "localhost", 1)
+	foreignHost.origin = strings.Replace(foreignHost.origin, "127.0.0.1", "localhost", 1)
 
 	st := startStack(t, map[string]string{
-		"FRONTEND_URL":             allowedOrigin,
-		"CORS_ALLOWED_ORIGINS":     allowedOrigin,
-		"CLERK_AUTHORIZED_PARTIES": allowedOrigin,
+		"FRONTEND_URL":             allowed.origin,
+		"CORS_ALLOWED_ORIGINS":     allowed.origin,
+		"CLERK_AUTHORIZED_PARTIES": allowed.origin,
 	})
 	waitReady(t, st.svc.url)
 	// Every page holds a token the service accepts: only CORS stands between
 	// a foreign page and a Checkout Session.
-	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_browser", AuthorizedParty: allowedOrigin})
+	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_browser", AuthorizedParty: allowed.origin})
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := func(key string) pageData {
+	data := func(key string) pageData {
 		return pageData{API: st.svc.url, Token: token, Key: key, PriceID: browserPriceID}
 	}
-	startPage(t, allowed, page("browser-allowed"))
-	startPage(t, foreignPort, page("browser-foreign-port"))
-	startPage(t, foreignHost, page("browser-foreign-host"))
+	allowed.start(t, data("browser-allowed"))
+	foreignPort.start(t, data("browser-foreign-port"))
+	foreignHost.start(t, data("browser-foreign-host"))
 
 	before := readCheckoutCounts(t, st)
-	res := loadInChromium(t, chromium, allowedOrigin+"/")
+	res := chrome.load(t, allowed)
 	if res.Status != http.StatusOK || !strings.HasPrefix(res.SessionID, "cs_") || res.Error != "" {
-		t.Fatalf("allowed origin %s: the page saw %+v, want status 200 and a cs_ session id", allowedOrigin, res)
+		t.Fatalf("allowed origin %s: the page saw %+v, want status 200 and a cs_ session id", allowed.origin, res)
 	}
 	if res.RequestID == "" {
 		t.Errorf("allowed origin: the page cannot read X-Request-ID, want it exposed to the browser")
@@ -291,15 +329,18 @@ func TestBrowserCheckoutCORS(t *testing.T) {
 		t.Fatalf("allowed origin: the service counted %+v, want %+v (one preflight allowed, one POST, one session)", got, want)
 	}
 
-	for _, tc := range []struct{ name, origin string }{
-		{"foreign port", foreignPortOrigin},
-		{"foreign host", foreignHostOrigin},
+	for _, tc := range []struct {
+		name string
+		page *page
+	}{
+		{"foreign port", foreignPort},
+		{"foreign host", foreignHost},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := readCheckoutCounts(t, st)
-			res := loadInChromium(t, chromium, tc.origin+"/")
+			res := chrome.load(t, tc.page)
 			if got, want := res, (browserResult{Error: "TypeError", Message: "Failed to fetch"}); got != want {
-				t.Errorf("foreign origin %s: the page saw %+v, want fetch to throw %+v", tc.origin, got, want)
+				t.Errorf("foreign origin %s: the page saw %+v, want fetch to throw %+v", tc.page.origin, got, want)
 			}
 			// The browser did reach the service, which refused the preflight,
 			// and the POST never left the browser.
@@ -309,7 +350,7 @@ func TestBrowserCheckoutCORS(t *testing.T) {
 				posts:             before.posts,
 				created:           before.created,
 			}); got != want {
-				t.Errorf("foreign origin %s: the service counted %+v, want %+v (one preflight refused with 403, no POST, no session)", tc.origin, got, want)
+				t.Errorf("foreign origin %s: the service counted %+v, want %+v (one preflight refused with 403, no POST, no session)", tc.page.origin, got, want)
 			}
 		})
 	}
