@@ -323,7 +323,9 @@ func TestNewVerifierOptions(t *testing.T) {
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	smallDER, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
 	private, _ := rsa.GenerateKey(rand.Reader, 2048)
-	pemOf := func(typ string, der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})) }
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
 
 	tests := []struct {
 		name    string
