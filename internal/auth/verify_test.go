@@ -118,6 +118,8 @@ func TestMiddlewareAttacks(t *testing.T) {
 			r.Header.Add("Authorization", "Bearer "+valid)
 		}, want: auth.ReasonMalformed},
 		{name: "oversized token", prepare: bearer(valid + "." + strings.Repeat("A", auth.MaxTokenBytes)), want: auth.ReasonOversized},
+		{name: "one byte over the limit", prepare: bearer(strings.Repeat("A", auth.MaxTokenBytes+1)), want: auth.ReasonOversized},
+		{name: "at the limit, not a token", prepare: bearer(strings.Repeat("A", auth.MaxTokenBytes)), want: auth.ReasonMalformed},
 		{name: "oversized header", prepare: bearer(strings.Repeat("A", 64<<10)), want: auth.ReasonOversized},
 		{name: "one segment", prepare: bearer("abc"), want: auth.ReasonMalformed},
 		{name: "two segments", prepare: bearer(validParts[0] + "." + validParts[1]), want: auth.ReasonMalformed},
