@@ -1,0 +1,511 @@
+// Command sandbox runs payments-api on this machine with everything it talks
+// to stood in locally, so that the whole payment flow works without a Stripe or
+// Clerk account:
+//
+//   - stripe-mock (bin/stripe-mock from `make tools`) plays Stripe, unless
+//     STRIPE_API_URL or a test-mode STRIPE_SECRET_KEY is given;
+//   - a Clerk stand-in publishes a JWKS and mints session tokens on request;
+//   - a Next.js stand-in verifies the events payments-api forwards and prints them;
+//   - payments-api itself is built from ./cmd/payments-api exactly as shipped and
+//     run as a child process, configured through its environment only.
+//
+// It also sends signed Stripe events to the service on request (POST /trigger on
+// the Clerk stand-in's port), like `stripe trigger`. It is a development tool and
+// never part of the production binary or image.
+//
+//	go run ./cmd/sandbox [flags]    (or: make sandbox)
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/acme/payments-api/internal/config"
+	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/stripemock"
+)
+
+const (
+	// servicePkg is the production main, built as the Dockerfile builds it.
+	servicePkg = "github.com/acme/payments-api/cmd/payments-api"
+	// webhookPath is where the Next.js stand-in receives forwarded events: the
+	// path of the contract's default NEXTJS_WEBHOOK_URL.
+	webhookPath = "/api/payments/webhook"
+	// defaultUser is the Clerk user id the printed commands use.
+	defaultUser = "user_sandbox"
+	// readyTimeout bounds the wait for /readyz once the service started.
+	readyTimeout = 60 * time.Second
+	// stopTimeout is how long the service gets after SIGTERM before it is
+	// killed: its SHUTDOWN_TIMEOUT (20 s by default) and some margin.
+	stopTimeout = 30 * time.Second
+)
+
+// passThrough lists the service's tuning variables that the sandbox hands on
+// from its own environment; everything else it sets itself.
+func passThrough() []string {
+	return []string{
+		"LOG_LEVEL", "LOG_FORMAT", "CHECKOUT_RATE_LIMIT", "WEBHOOK_FORWARD_EVENTS",
+		"FORWARD_TIMEOUT", "CLERK_CLOCK_SKEW", "SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT",
+	}
+}
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// settings is what the flags and the environment decide.
+type settings struct {
+	apiAddr, metricsAddr, clerkAddr, nextAddr, mockAddr string
+	prices                                              string
+
+	stripeURL  string // STRIPE_API_URL for the service; empty means Stripe itself
+	stripeKey  string
+	startMock  bool
+	whsec      string // STRIPE_WEBHOOK_SECRET
+	nextSecret string // NEXTJS_WEBHOOK_SECRET
+}
+
+// run is the whole program: main passes the process's arguments, environment
+// and output streams, tests pass their own.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+
+	out := &console{w: stdout}
+	err = sandbox(ctx, s, getenv, out, &console{w: stderr})
+	if ctx.Err() != nil {
+		// Stopped on purpose, possibly in the middle of start-up: whatever
+		// failed then failed because it was being stopped.
+		out.printf("sandbox: stopped; everything it started has exited")
+		return nil
+	}
+	return err
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (settings, error) {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	fs.StringVar(&s.apiAddr, "api-addr", "127.0.0.1:8001", "payments-api's `address` (LISTEN_ADDR)")
+	fs.StringVar(&s.metricsAddr, "metrics-addr", "127.0.0.1:9090", "payments-api's metrics `address` (METRICS_ADDR), or off")
+	fs.StringVar(&s.clerkAddr, "clerk-addr", "127.0.0.1:8002", "`address` of the Clerk stand-in (issuer, JWKS, tokens) and of /trigger")
+	fs.StringVar(&s.nextAddr, "next-addr", "127.0.0.1:3000", "`address` of the Next.js stand-in; the frontend origin is http://localhost:<its port>")
+	fs.StringVar(&s.mockAddr, "stripe-mock-addr", "127.0.0.1:12111", "`address` of stripe-mock's HTTP listener")
+	fs.StringVar(&s.prices, "prices", cmp.Or(getenv("STRIPE_PRICE_IDS"), "price_basic,price_pro"), "comma list of the price `IDs` a user may buy (STRIPE_PRICE_IDS)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nRuns payments-api locally with stand-ins for Stripe, Clerk and Next.js.\n"+
+			"Environment: STRIPE_API_URL (use it instead of starting stripe-mock), STRIPE_SECRET_KEY (sk_test_…:\n"+
+			"real Stripe test mode when STRIPE_API_URL is unset), STRIPE_WEBHOOK_SECRET (e.g. from `stripe listen`),\n"+
+			"STRIPE_MOCK_BIN, and the service's %s.\n\n", fs.Name(), strings.Join(passThrough(), ", "))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return s, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"api-addr", s.apiAddr}, {"metrics-addr", s.metricsAddr}, {"clerk-addr", s.clerkAddr},
+		{"next-addr", s.nextAddr}, {"stripe-mock-addr", s.mockAddr},
+	} {
+		if a.flag == "metrics-addr" && a.addr == "off" {
+			continue
+		}
+		// The Clerk stand-in mints a token for anyone who asks: nothing of the
+		// sandbox may be reachable from another machine.
+		host, _, err := net.SplitHostPort(a.addr)
+		if err != nil || !config.IsLoopback(host) {
+			return s, fmt.Errorf("-%s %q: want a loopback host:port such as 127.0.0.1:8001 (the sandbox is for this machine only)", a.flag, a.addr)
+		}
+	}
+
+	// Who plays Stripe: the URL the user gives, Stripe's test mode with the
+	// user's key, or a stripe-mock of our own.
+	s.stripeURL, s.stripeKey = getenv("STRIPE_API_URL"), getenv("STRIPE_SECRET_KEY")
+	if s.stripeKey != "" && !strings.HasPrefix(s.stripeKey, "sk_test_") && !strings.HasPrefix(s.stripeKey, "rk_test_") {
+		return s, errors.New("STRIPE_SECRET_KEY must be a test-mode key (sk_test_… or rk_test_…): the sandbox never touches live mode")
+	}
+	switch {
+	case s.stripeURL != "":
+		s.stripeKey = cmp.Or(s.stripeKey, stripemock.Key)
+	case s.stripeKey == "":
+		s.stripeURL, s.stripeKey, s.startMock = "http://"+s.mockAddr, stripemock.Key, true
+	}
+
+	// Fresh secrets for every run, unless the user brings the webhook secret
+	// of `stripe listen`.
+	s.whsec = cmp.Or(getenv("STRIPE_WEBHOOK_SECRET"), "whsec_"+rand.Text())
+	s.nextSecret = rand.Text() + rand.Text()
+	return s, nil
+}
+
+// sandbox starts everything, waits for ctx to end or a child to fail, and
+// stops everything it started, in reverse order, before it returns.
+func sandbox(ctx context.Context, s settings, getenv func(string) string, out, errOut *console) error {
+	// Check every port before building anything, so that a taken one is
+	// reported by the flag that chose it, at once.
+	for _, a := range []struct{ flag, addr string }{
+		{"api-addr", s.apiAddr}, {"metrics-addr", s.metricsAddr}, {"stripe-mock-addr", s.mockAddr},
+	} {
+		if (a.flag == "metrics-addr" && a.addr == "off") || (a.flag == "stripe-mock-addr" && !s.startMock) {
+			continue
+		}
+		ln, err := listen(a.flag, a.addr)
+		if err != nil {
+			return err
+		}
+		ln.Close()
+	}
+	clerkLn, err := listen("clerk-addr", s.clerkAddr)
+	if err != nil {
+		return err
+	}
+	defer clerkLn.Close()
+	nextLn, err := listen("next-addr", s.nextAddr)
+	if err != nil {
+		return err
+	}
+	defer nextLn.Close()
+
+	var mockBin string
+	if s.startMock {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		if mockBin, err = stripemock.FindBinary(getenv(stripemock.EnvBinary), wd); err != nil {
+			return err
+		}
+	}
+	dir, err := os.MkdirTemp("", "payments-sandbox-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	out.printf("sandbox: building %s", servicePkg)
+	bin, err := build(ctx, dir, errOut)
+	if err != nil {
+		return err
+	}
+
+	// The stand-ins, in this process.
+	clerk, err := fakeclerk.New("http://" + s.clerkAddr)
+	if err != nil {
+		return err
+	}
+	stripeBase := cmp.Or(s.stripeURL, "https://api.stripe.com")
+	clerkMux := http.NewServeMux()
+	clerkMux.Handle("/", clerk)
+	clerkMux.Handle("/trigger", &trigger{
+		stripeURL:  stripeBase,
+		stripeKey:  s.stripeKey,
+		webhookURL: "http://" + s.apiAddr + "/stripe/webhook",
+		secret:     s.whsec,
+		client:     &http.Client{Timeout: 30 * time.Second},
+		out:        out,
+	})
+	nextMux := http.NewServeMux()
+	nextMux.Handle(webhookPath, fakenext.New(s.nextSecret, fakenext.WithOutput(out.writer(""))))
+	nextMux.HandleFunc("/", frontendPage)
+	for _, srv := range []struct {
+		ln net.Listener
+		h  http.Handler
+	}{{clerkLn, clerkMux}, {nextLn, nextMux}} {
+		hs := &http.Server{Handler: srv.h, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(srv.ln) }()
+		defer hs.Close()
+	}
+
+	// Children go into process groups of their own: a Ctrl-C in the terminal
+	// then reaches only the sandbox, which stops them itself and in order.
+	var mockDone <-chan struct{}
+	if s.startMock {
+		mock, err := stripemock.Launch(ctx, mockBin, stripemock.Options{
+			HTTPAddr:    s.mockAddr,
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			Log: func(line string) {
+				// One line per request and answer; not the request data, which
+				// holds e.g. customer emails.
+				if strings.HasPrefix(line, "Request: ") || strings.HasPrefix(line, "Response: ") {
+					out.printf("stripe-mock: %s", line)
+				}
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			mock.Stop()
+			out.printf("sandbox: stripe-mock (pid %d) stopped", mock.Pid())
+		}()
+		mockDone = mock.Done()
+		out.printf("sandbox: started stripe-mock (pid %d) on %s", mock.Pid(), mock.URL)
+	}
+
+	// The service's own context: cancelled once, by a signal or by the
+	// deferred stop below, so that it gets exactly one SIGTERM (a second one
+	// would make it skip its graceful shutdown).
+	svcCtx, stopSvc := context.WithCancel(ctx)
+	svc := exec.CommandContext(svcCtx, bin)
+	svc.Env = serviceEnv(s, getenv)
+	svc.Stdout = out.writer("") // JSON log lines, as they are
+	svc.Stderr = errOut.writer("payments-api: ")
+	svc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	svc.Cancel = func() error { return svc.Process.Signal(syscall.SIGTERM) }
+	svc.WaitDelay = stopTimeout
+	if err := svc.Start(); err != nil {
+		stopSvc()
+		return fmt.Errorf("starting payments-api: %w", err)
+	}
+	svcDone := make(chan struct{})
+	var svcErr error
+	go func() {
+		svcErr = svc.Wait()
+		close(svcDone)
+	}()
+	defer func() {
+		// Cancel sends SIGTERM; after stopTimeout, exec kills the process.
+		stopSvc()
+		<-svcDone
+		out.printf("sandbox: payments-api (pid %d) stopped: %v", svc.Process.Pid, svc.ProcessState)
+	}()
+	out.printf("sandbox: started payments-api (pid %d) on http://%s", svc.Process.Pid, s.apiAddr)
+
+	if err := waitReady(ctx, "http://"+s.apiAddr+"/readyz", svcDone); err != nil {
+		return err
+	}
+	out.printf("%s", banner(s))
+
+	select {
+	case <-ctx.Done():
+	case <-svcDone:
+	case <-mockDone:
+	}
+	// A signal stops both children at once: their exits are then no surprise.
+	switch {
+	case ctx.Err() != nil:
+		out.printf("sandbox: stopping")
+		return nil
+	case isDone(svcDone):
+		return fmt.Errorf("payments-api exited unexpectedly: %v", svcErr)
+	default:
+		return errors.New("stripe-mock exited unexpectedly")
+	}
+}
+
+// listen claims addr, or says which flag to change.
+func listen(flagName, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-%s %s: cannot listen (%w); is something else using the port? Stop it or choose another with -%s", flagName, addr, err, flagName)
+	}
+	return ln, nil
+}
+
+// build compiles the production main into dir, with the Dockerfile's flags
+// that matter for behaviour. The build runs with the process's own environment:
+// the Go toolchain needs its GOPATH, GOCACHE and PATH, none of which reach the
+// service.
+func build(ctx context.Context, dir string, errOut *console) (string, error) {
+	bin := filepath.Join(dir, "payments-api")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, servicePkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	w := errOut.writer("go build: ")
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building payments-api: %w", err)
+	}
+	return bin, nil
+}
+
+// serviceEnv is the service's whole environment: its real configuration path,
+// with nothing inherited but the tuning variables in passThrough.
+func serviceEnv(s settings, getenv func(string) string) []string {
+	_, nextPort, _ := net.SplitHostPort(s.nextAddr)
+	env := []string{
+		"LISTEN_ADDR=" + s.apiAddr,
+		"METRICS_ADDR=" + s.metricsAddr,
+		// localhost, not 127.0.0.1: with the default port this is the
+		// contract's default FRONTEND_URL and CORS origin.
+		"FRONTEND_URL=http://localhost:" + nextPort,
+		"CLERK_ISSUER=http://" + s.clerkAddr,
+		"STRIPE_SECRET_KEY=" + s.stripeKey,
+		"STRIPE_WEBHOOK_SECRET=" + s.whsec,
+		"STRIPE_PRICE_IDS=" + s.prices,
+		"NEXTJS_WEBHOOK_URL=http://" + s.nextAddr + webhookPath,
+		"NEXTJS_WEBHOOK_SECRET=" + s.nextSecret,
+	}
+	if s.stripeURL != "" {
+		env = append(env, "STRIPE_API_URL="+s.stripeURL)
+	}
+	for _, k := range passThrough() {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// waitReady polls url until it answers 200, the service exits, or time runs out.
+func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.After(readyTimeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if res, err := client.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return errors.New("payments-api exited during start-up; its messages are above")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("payments-api not ready at %s within %v", url, readyTimeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// banner tells the user what runs where and what to try.
+func banner(s settings) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nsandbox: ready.\n")
+	fmt.Fprintf(&b, "  payments-api         http://%s (metrics: %s)\n", s.apiAddr, s.metricsAddr)
+	switch {
+	case s.startMock:
+		fmt.Fprintf(&b, "  Stripe               stripe-mock at %s\n", s.stripeURL)
+	case s.stripeURL != "":
+		fmt.Fprintf(&b, "  Stripe               STRIPE_API_URL %s\n", s.stripeURL)
+	default:
+		fmt.Fprintf(&b, "  Stripe               Stripe's test mode, with your STRIPE_SECRET_KEY\n")
+	}
+	fmt.Fprintf(&b, "  Clerk stand-in       http://%s (issuer; GET /token mints; POST /trigger sends webhooks)\n", s.clerkAddr)
+	fmt.Fprintf(&b, "  Next.js stand-in     http://%s%s (prints each verified event here)\n", s.nextAddr, webhookPath)
+	fmt.Fprintf(&b, "  Fresh secrets for this run only:\n")
+	fmt.Fprintf(&b, "    STRIPE_WEBHOOK_SECRET=%s\n    NEXTJS_WEBHOOK_SECRET=%s\n", s.whsec, s.nextSecret)
+	fmt.Fprintf(&b, "\nTry it from another terminal:\n\n")
+	for _, c := range tryCommands(s) {
+		fmt.Fprintf(&b, "  # %s\n  %s\n\n", c.what, c.cmd)
+	}
+	fmt.Fprintf(&b, "Other event types: checkout.session.async_payment_succeeded, checkout.session.async_payment_failed,\n")
+	fmt.Fprintf(&b, "customer.created (acknowledged, not forwarded). Ctrl-C stops everything.\n")
+	return b.String()
+}
+
+// command is one copy-paste shell command the banner prints.
+type command struct{ what, cmd string }
+
+// tryCommands are the commands of the tour: a token, a checkout session, its
+// webhook. They share the shell variables TOKEN and SESSION.
+func tryCommands(s settings) []command {
+	_, nextPort, _ := net.SplitHostPort(s.nextAddr)
+	price, _, _ := strings.Cut(s.prices, ",")
+	return []command{
+		{
+			"1. a Clerk session token for " + defaultUser + ", valid for an hour",
+			fmt.Sprintf(`TOKEN=$(curl -s 'http://%s/token?sub=%s&email=dev@example.com&ttl_seconds=3600' | sed 's/.*"jwt":"\([^"]*\)".*/\1/')`,
+				s.clerkAddr, defaultUser),
+		},
+		{
+			"2. a Checkout Session through payments-api (prints its answer, keeps the session id)",
+			fmt.Sprintf(`SESSION=$(curl -s http://%s/stripe/checkout -H "Authorization: Bearer $TOKEN" -H 'Origin: http://localhost:%s' -H 'Content-Type: application/json' -d '{"price_id":"%s"}' | tee /dev/stderr | sed -n 's/.*"session_id":"\([^"]*\)".*/\1/p'); echo`,
+				s.apiAddr, nextPort, price),
+		},
+		{
+			"3. Stripe's checkout.session.completed for it, signed with STRIPE_WEBHOOK_SECRET",
+			fmt.Sprintf(`curl -s -X POST "http://%s/trigger?type=checkout.session.completed&session=$SESSION&user=%s"`,
+				s.clerkAddr, defaultUser),
+		},
+	}
+}
+
+// frontendPage answers everything on the Next.js stand-in but the webhook
+// route, e.g. the success and cancel URLs a real Checkout redirects to.
+func frontendPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "payments-api sandbox: Next.js stand-in. You are at %s.\nForwarded events arrive at POST %s and are printed in the sandbox's terminal.\n",
+		r.URL.Path, webhookPath)
+}
+
+// console writes whole lines to w, so that the output of the sandbox, its
+// stand-ins and its children never interleaves mid-line.
+type console struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (c *console) printf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.w, format+"\n", args...)
+}
+
+// writer returns an io.Writer that prints each complete line with prefix.
+func (c *console) writer(prefix string) io.Writer { return &lineWriter{c: c, prefix: prefix} }
+
+type lineWriter struct {
+	c      *console
+	prefix string
+	buf    []byte // an incomplete last line, guarded by c.mu
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if _, err := fmt.Fprintf(l.c.w, "%s%s\n", l.prefix, l.buf[:i]); err != nil {
+			return len(p), err
+		}
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// eventKind says how to build the object of one event type.
+type eventKind struct {
+	resource string // API path the object is fetched from, followed by its id
+	object   string // its "object" value, when it has to be made up
+	param    string // query parameter naming its id
+	prefix   string // id prefix, when the caller names none
+	// status and paymentStatus are set on checkout sessions: what Stripe's
+	// session looks like when it sends this event.
+	status, paymentStatus string
+}
+
+// eventKinds lists the event types the trigger sends.
+func eventKinds() map[string]eventKind {
+	session := eventKind{resource: "/v1/checkout/sessions/", object: "checkout.session", param: "session", prefix: "cs_test_"}
+	paid, unpaid := session, session
+	paid.status, paid.paymentStatus = "complete", "paid"
+	unpaid.status, unpaid.paymentStatus = "complete", "unpaid"
+	return map[string]eventKind{
+		"checkout.session.completed":               paid,
+		"checkout.session.async_payment_succeeded": paid,
+		"checkout.session.async_payment_failed":    unpaid,
+		"customer.created":                         {resource: "/v1/customers/", object: "customer", param: "customer", prefix: "cus_"},
+	}
+}
+
+// trigger answers POST /trigger?type=…&session=…&user=…: it builds an event as
+// Stripe would send it, signs it with the service's STRIPE_WEBHOOK_SECRET,
+// posts it to the service's webhook and answers with what the service said.
+type trigger struct {
+	stripeURL, stripeKey string // where the event's object is fetched from
+	webhookURL           string // the service's POST /stripe/webhook
+	secret               string // STRIPE_WEBHOOK_SECRET
+	client               *http.Client
+	out                  *console
+}
+
+// triggerResult is the answer of POST /trigger.
+type triggerResult struct {
+	EventID       string          `json:"event_id"`
+	Type          string          `json:"type"`
+	ObjectID      string          `json:"object_id"`
+	ObjectSource  string          `json:"object_source"` // "stripe" or "made up: <why>"
+	ServiceStatus int             `json:"service_status"`
+	ServiceAnswer json.RawMessage `json:"service_answer"`
+}
+
+func (t *trigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST /trigger?type=<event type>&session=<cs_…>&user=<user id>", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	typ := cmp.Or(q.Get("type"), "checkout.session.completed")
+	kinds := eventKinds()
+	kind, ok := kinds[typ]
+	if !ok {
+		names := make([]string, 0, len(kinds))
+		for k := range kinds {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		http.Error(w, fmt.Sprintf("unknown type %q; the sandbox sends %s", typ, strings.Join(names, ", ")), http.StatusBadRequest)
+		return
+	}
+	id := cmp.Or(q.Get(kind.param), kind.prefix+"sandbox"+rand.Text()[:10])
+	user := cmp.Or(q.Get("user"), defaultUser)
+
+	obj, source := t.fetch(r.Context(), kind, id)
+	if kind.status != "" {
+		// What payments-api put on the session at checkout (stripe-mock does
+		// not remember it), and the state Stripe sends this event in.
+		obj["client_reference_id"] = user
+		md, _ := obj["metadata"].(map[string]any)
+		if md == nil {
+			md = map[string]any{}
+		}
+		md["user_id"] = user
+		obj["metadata"] = md
+		obj["status"], obj["payment_status"] = kind.status, kind.paymentStatus
+	}
+
+	ev := event{
+		ID:              "evt_" + rand.Text(),
+		Object:          "event",
+		APIVersion:      stripe.APIVersion,
+		Created:         time.Now().Unix(),
+		Data:            eventData{Object: obj},
+		PendingWebhooks: 1,
+		Request:         eventRequest{ID: "req_" + rand.Text(), IdempotencyKey: rand.Text()},
+		Type:            typ,
+	}
+	res, err := t.send(r.Context(), ev)
+	if err != nil {
+		t.out.printf("sandbox: trigger %s %s: %v", ev.ID, typ, err)
+		http.Error(w, "could not reach payments-api: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	res.ObjectID, res.ObjectSource = id, source
+	t.out.printf("sandbox: sent %s %s (%s) -> %d %s", ev.ID, typ, id, res.ServiceStatus, res.ServiceAnswer)
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(res)
+}
+
+// event is a Stripe event, its fields in Stripe's order.
+type event struct {
+	ID              string       `json:"id"`
+	Object          string       `json:"object"`
+	APIVersion      string       `json:"api_version"`
+	Created         int64        `json:"created"`
+	Data            eventData    `json:"data"`
+	Livemode        bool         `json:"livemode"`
+	PendingWebhooks int          `json:"pending_webhooks"`
+	Request         eventRequest `json:"request"`
+	Type            string       `json:"type"`
+}
+
+type eventData struct {
+	Object map[string]any `json:"object"`
+}
+
+type eventRequest struct {
+	ID             string `json:"id"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// fetch gets the event's object from Stripe (or stripe-mock), as Stripe puts
+// the current object into an event. When that fails (an id real Stripe does
+// not know), it makes up a minimal object and says why.
+func (t *trigger) fetch(ctx context.Context, kind eventKind, id string) (map[string]any, string) {
+	obj, err := t.get(ctx, t.stripeURL+kind.resource+url.PathEscape(id))
+	if err == nil {
+		obj["id"] = id
+		return obj, "stripe"
+	}
+	return map[string]any{
+		"id":       id,
+		"object":   kind.object,
+		"created":  time.Now().Unix(),
+		"livemode": false,
+		"metadata": map[string]any{},
+	}, "made up: " + err.Error()
+}
+
+func (t *trigger) get(ctx context.Context, u string) (map[string]any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+t.stripeKey)
+	res, err := t.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s failed", req.URL.Path)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s answered %d", req.URL.Path, res.StatusCode)
+	}
+	var obj map[string]any
+	dec := json.NewDecoder(io.LimitReader(res.Body, 1<<20))
+	dec.UseNumber() // amounts and timestamps stay exactly as Stripe sent them
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("GET %s: unreadable object", req.URL.Path)
+	}
+	return obj, nil
+}
+
+// send signs ev as Stripe does and posts it to the service.
+func (t *trigger) send(ctx context.Context, ev event) (triggerResult, error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return triggerResult{}, err
+	}
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
+		Payload: body, Secret: t.secret, Timestamp: time.Now(),
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.webhookURL, bytes.NewReader(body))
+	if err != nil {
+		return triggerResult{}, err
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Stripe-Signature", signed.Header)
+	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+	res, err := t.client.Do(req)
+	if err != nil {
+		return triggerResult{}, err
+	}
+	defer res.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if err != nil {
+		return triggerResult{}, err
+	}
+	answer = bytes.TrimSpace(answer)
+	if !json.Valid(answer) {
+		answer, _ = json.Marshal(string(answer))
+	}
+	return triggerResult{EventID: ev.ID, Type: ev.Type, ServiceStatus: res.StatusCode, ServiceAnswer: answer}, nil
+}
