@@ -406,7 +406,11 @@ func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 func banner(s settings) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nsandbox: ready.\n")
-	fmt.Fprintf(&b, "  payments-api         http://%s (metrics: %s)\n", s.apiAddr, s.metricsAddr)
+	metrics := "off"
+	if s.metricsAddr != "off" {
+		metrics = "http://" + s.metricsAddr + "/metrics"
+	}
+	fmt.Fprintf(&b, "  payments-api         http://%s (metrics: %s)\n", s.apiAddr, metrics)
 	switch {
 	case s.startMock:
 		fmt.Fprintf(&b, "  Stripe               stripe-mock at %s\n", s.stripeURL)

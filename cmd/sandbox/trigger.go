@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -85,6 +84,10 @@ func (t *trigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id := cmp.Or(q.Get(kind.param), kind.prefix+"sandbox"+rand.Text()[:10])
 	user := cmp.Or(q.Get("user"), defaultUser)
+	if !plainID(id) || !plainID(user) {
+		http.Error(w, fmt.Sprintf("%s and user must be ids like %sabc123 and user_123: letters, digits and _ only", kind.param, kind.prefix), http.StatusBadRequest)
+		return
+	}
 
 	obj, source := t.fetch(r.Context(), kind, id)
 	if kind.status != "" {
@@ -124,6 +127,20 @@ func (t *trigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(res)
 }
 
+// plainID reports whether s looks like a Stripe or Clerk id, so that it can
+// go into a URL path as it is.
+func plainID(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 // event is a Stripe event, its fields in Stripe's order.
 type event struct {
 	ID              string       `json:"id"`
@@ -150,7 +167,7 @@ type eventRequest struct {
 // the current object into an event. When that fails (an id real Stripe does
 // not know), it makes up a minimal object and says why.
 func (t *trigger) fetch(ctx context.Context, kind eventKind, id string) (map[string]any, string) {
-	obj, err := t.get(ctx, t.stripeURL+kind.resource+url.PathEscape(id))
+	obj, err := t.get(ctx, t.stripeURL+kind.resource+id)
 	if err == nil {
 		obj["id"] = id
 		return obj, "stripe"
