@@ -545,3 +545,77 @@ func TestProductionBinaryHasNoSandboxCode(t *testing.T) {
 		}
 	}
 }
+
+// TestStopDuringStartup: Ctrl-C while the sandbox is still starting stops
+// what already runs, and is no error.
+func TestStopDuringStartup(t *testing.T) {
+	p := freePorts(t)
+	sb := startSandbox(t, p.args(), testEnv(nil))
+	sb.waitOutput(t, "sandbox: started stripe-mock")
+	if err := sb.stop(t); err != nil {
+		t.Fatalf("run = %v, want nil after a stop during start-up", err)
+	}
+	pids := sb.pids(t)
+	if pids["stripe-mock"] == 0 {
+		t.Fatalf("no stripe-mock pid in:\n%s", sb.stdout)
+	}
+	for name, pid := range pids {
+		assertGone(t, name, pid)
+	}
+}
+
+// TestSignalStopsEverything runs the built sandbox as a terminal does, in a
+// process group of its own, and sends the group SIGINT as Ctrl-C does.
+func TestSignalStopsEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the sandbox")
+	}
+	bin := filepath.Join(t.TempDir(), "sandbox")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	p := freePorts(t)
+	cmd := exec.Command(bin, p.args()[1:]...)
+	stdout := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	sb := &sandboxRun{stdout: stdout, stderr: &syncBuffer{}, done: done}
+	sb.waitOutput(t, "sandbox: ready.")
+
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(guard):
+		t.Fatalf("the sandbox did not exit on SIGINT within %v", guard)
+	}
+	if waitErr != nil {
+		t.Errorf("exit: %v, want status 0\n%s", waitErr, stdout)
+	}
+	for _, want := range []string{`"msg":"draining"`, "payments-api (pid", "stopped: exit status 0", "sandbox: stopped; everything it started has exited"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	pids := sb.pids(t)
+	if len(pids) != 2 {
+		t.Fatalf("children = %v, want two", pids)
+	}
+	for name, pid := range pids {
+		assertGone(t, name, pid)
+	}
+}
