@@ -246,7 +246,8 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	}
 
 	// Children go into process groups of their own: a Ctrl-C in the terminal
-	// then reaches only the sandbox, which stops them itself and in order.
+	// then reaches only the sandbox, which stops them itself (the service with
+	// one SIGTERM, so that it shuts down gracefully) and waits for them.
 	var mockDone <-chan struct{}
 	if s.startMock {
 		mock, err := stripemock.Launch(ctx, mockBin, stripemock.Options{
