@@ -45,8 +45,9 @@ lint: ## gofmt, go vet and staticcheck, for both Go modules
 bench: ## run the benchmarks
 	go test -run '^$$' -bench . -benchmem ./...
 
-sandbox: tools ## run the whole payment flow locally (stripe-mock, Clerk and Next.js stand-ins)
-	go run ./cmd/sandbox
+# Built, not `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
+sandbox: $(BIN)/stripe-mock ## run the whole payment flow locally (stripe-mock, Clerk and Next.js stand-ins)
+	go build -o $(BIN)/sandbox ./cmd/sandbox && $(BIN)/sandbox $(SANDBOX_FLAGS)
 
 tools: $(BIN)/stripe-mock $(BIN)/helm ## install the pinned test tools into bin/
 
