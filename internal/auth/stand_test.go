@@ -21,6 +21,8 @@ import (
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
+
+	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const (
@@ -188,24 +190,7 @@ func sign(t testing.TB, c map[string]any, alg jwa.SignatureAlgorithm, key any, h
 
 func counter(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
-	return 0
+	return metricstest.Value(t, reg, name, map[string]string{label: value})
 }
 
 type slogAttr = slog.Attr

@@ -22,6 +22,8 @@ import (
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/stripemock"
+
+	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const (
@@ -280,24 +282,7 @@ func (s *stack) post(who auth.Identity, body string) *httptest.ResponseRecorder 
 // count returns payments_api_checkout_sessions_total{outcome}.
 func (s *stack) count(t testing.TB, outcome string) float64 {
 	t.Helper()
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "payments_api_checkout_sessions_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no payments_api_checkout_sessions_total{outcome=%q}", outcome)
-	return 0
+	return metricstest.Value(t, s.reg, "payments_api_checkout_sessions_total", map[string]string{"outcome": outcome})
 }
 
 // wantProblem checks that w is the problem document for status, whose detail

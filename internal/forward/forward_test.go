@@ -20,6 +20,8 @@ import (
 
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/requestlog"
+
+	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const secret = "whsec_test_nextjs_fedcba9876543210"
@@ -103,21 +105,7 @@ func cmpOr(s, def string) string {
 
 func counter(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "payments_api_webhook_forward_attempts_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return metricstest.Value(t, reg, "payments_api_webhook_forward_attempts_total", map[string]string{"outcome": outcome})
 }
 
 func TestNewValidatesOptions(t *testing.T) {

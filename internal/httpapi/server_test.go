@@ -16,6 +16,8 @@ import (
 
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
+
+	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const allowedOrigin = "https://app.example.com"
@@ -362,24 +364,5 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 // counterValue reads one counter series (route, method, code) from the registry.
 func counterValue(t *testing.T, g prometheus.Gatherer, name, route, method, code string) float64 {
 	t.Helper()
-	families, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"route": route, "method": method, "code": code}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want[l.GetName()] != l.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return metricstest.Value(t, g, name, map[string]string{"route": route, "method": method, "code": code})
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
+
+	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const (
@@ -177,31 +179,7 @@ func (s *stack) record(t *testing.T) *requestlog.Record {
 // name with exactly the given labels, 0 when absent.
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue next
-				}
-			}
-			if m.GetHistogram() != nil {
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return metricstest.Value(t, reg, name, labels)
 }
 
 func events(t *testing.T, s *stack, typ, outcome string) float64 {
