@@ -625,7 +625,7 @@ func TestFailedForwardAnswers502(t *testing.T) {
 	}{
 		{
 			name:         "always failing: retried within the budget",
-			cfg:          stackConfig{timeout: 300 * time.Millisecond, nextOpts: []fakenext.Option{fakenext.WithRespond(func(int) int { return 500 })}},
+			cfg:          stackConfig{timeout: time.Second, nextOpts: []fakenext.Option{fakenext.WithRespond(func(int) int { return 500 })}},
 			wantAttempts: func(n int) bool { return n >= 2 },
 			wantOutcome:  "retryable_status",
 		},
@@ -661,8 +661,11 @@ func TestFailedForwardAnswers502(t *testing.T) {
 			if !tt.wantAttempts(n) {
 				t.Errorf("forward_attempts = %d, unexpected", n)
 			}
-			if got, want := s.next.Requests(), n; got != want {
-				t.Errorf("receiver got %d requests, log says %d attempts", got, want)
+			// Every attempt the receiver answered is counted there; an attempt cut
+			// at the budget may not have reached its handler yet.
+			got := s.next.Requests()
+			if got > n || (tt.wantOutcome == "rejected" && got != n) {
+				t.Errorf("receiver got %d requests, log says %d attempts", got, n)
 			}
 			if got, want := attrs["webhook_outcome"], "forward_failed"; got != want {
 				t.Errorf("log webhook_outcome = %q, want %q", got, want)
