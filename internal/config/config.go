@@ -152,7 +152,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.StripeSecretKey = l.stripeKey("STRIPE_SECRET_KEY")
 	c.StripeWebhookSecret = l.secret("STRIPE_WEBHOOK_SECRET", "whsec_")
 	c.StripeAPIURL = l.url("STRIPE_API_URL", "", false)
-	c.StripePriceIDs = l.priceIDs("STRIPE_PRICE_IDS")
+	c.StripePriceIDs = l.patternList("STRIPE_PRICE_IDS", "", priceIDRe,
+		"is required: list the price IDs a user may buy (price_…)", "%q is not a Stripe price ID")
 
 	successDefault, cancelDefault := "", ""
 	if frontendOK {
@@ -165,7 +166,8 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.NextJSWebhookURL = l.url("NEXTJS_WEBHOOK_URL", DefaultNextJSURL, true)
 	c.NextJSWebhookSecret = l.secret("NEXTJS_WEBHOOK_SECRET", "")
-	c.WebhookForwardEvents = l.eventTypes("WEBHOOK_FORWARD_EVENTS", DefaultForwardEvents)
+	c.WebhookForwardEvents = l.patternList("WEBHOOK_FORWARD_EVENTS", DefaultForwardEvents, eventTypeRe,
+		"must list at least one event type", "%q is not a Stripe event type (e.g. checkout.session.completed)")
 	c.ForwardTimeout = l.duration("FORWARD_TIMEOUT", DefaultForwardTimeout, time.Millisecond)
 
 	c.ShutdownDelay = l.duration("SHUTDOWN_DELAY", DefaultShutdownDelay, 0)
@@ -558,36 +560,24 @@ func ParseRSAPublicKey(s string) (*rsa.PublicKey, error) {
 	return rsaKey, nil
 }
 
-var priceIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+var (
+	priceIDRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	eventTypeRe = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
+)
 
-func (l *loader) priceIDs(name string) []string {
-	ids := l.list(name, "")
-	if len(ids) == 0 {
-		l.fail(name, "is required: list the price IDs a user may buy (price_…)")
+// patternList reads a comma list that must not be empty and whose every item
+// matches re; empty and bad are the problems to report (bad gets the item).
+func (l *loader) patternList(name, def string, re *regexp.Regexp, empty, bad string) []string {
+	items := l.list(name, def)
+	if len(items) == 0 {
+		l.fail(name, "%s", empty)
 		return nil
 	}
-	for _, id := range ids {
-		if !priceIDRe.MatchString(id) {
-			l.fail(name, "%q is not a Stripe price ID", id)
+	for _, item := range items {
+		if !re.MatchString(item) {
+			l.fail(name, bad, item)
 			return nil
 		}
 	}
-	return ids
-}
-
-var eventTypeRe = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
-
-func (l *loader) eventTypes(name, def string) []string {
-	types := l.list(name, def)
-	if len(types) == 0 {
-		l.fail(name, "must list at least one event type")
-		return nil
-	}
-	for _, t := range types {
-		if !eventTypeRe.MatchString(t) {
-			l.fail(name, "%q is not a Stripe event type (e.g. checkout.session.completed)", t)
-			return nil
-		}
-	}
-	return types
+	return items
 }
