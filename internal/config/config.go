@@ -126,17 +126,21 @@ func Load(getenv func(string) string) (Config, error) {
 
 	// Variables whose default derives from FRONTEND_URL are left unchecked when
 	// it is invalid and they are unset: its own problem line says it all.
-	c.FrontendURL = strings.TrimSuffix(l.url("FRONTEND_URL", DefaultFrontendURL, false), "/")
-	frontendOK := c.FrontendURL != ""
+	frontend, frontendURL := l.url("FRONTEND_URL", DefaultFrontendURL)
+	c.FrontendURL = strings.TrimSuffix(frontend, "/")
+	frontendOK := frontendURL != nil
 	defaultOrigin := ""
-	if u, err := url.Parse(c.FrontendURL); err == nil && frontendOK {
-		defaultOrigin = originOf(u)
+	if frontendOK {
+		defaultOrigin = originOf(frontendURL)
 	}
 	if frontendOK || l.get("CORS_ALLOWED_ORIGINS", "") != "" {
 		c.CORSAllowedOrigins = l.origins("CORS_ALLOWED_ORIGINS", defaultOrigin)
 	}
 
-	c.ClerkIssuer = l.clerkURL("CLERK_ISSUER", "", true)
+	c.ClerkIssuer = l.clerkURL("CLERK_ISSUER", "")
+	if l.get("CLERK_ISSUER", "") == "" {
+		l.fail("CLERK_ISSUER", "is required (your Clerk Frontend API URL, e.g. https://clerk.example.com)")
+	}
 	if strings.HasSuffix(c.ClerkIssuer, "/") {
 		l.fail("CLERK_ISSUER", "must not end with / (it is compared exactly with the token's iss claim)")
 	}
@@ -144,14 +148,14 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ClerkIssuer != "" {
 		jwksDefault = c.ClerkIssuer + "/.well-known/jwks.json"
 	}
-	c.ClerkJWKSURL = l.clerkURL("CLERK_JWKS_URL", jwksDefault, false)
+	c.ClerkJWKSURL = l.clerkURL("CLERK_JWKS_URL", jwksDefault)
 	c.ClerkJWTKey = l.pemKey("CLERK_JWT_KEY")
 	c.ClerkAuthorizedParties = l.list("CLERK_AUTHORIZED_PARTIES", strings.Join(c.CORSAllowedOrigins, ","))
 	c.ClerkClockSkew = l.duration("CLERK_CLOCK_SKEW", DefaultClockSkew, 0)
 
 	c.StripeSecretKey = l.stripeKey("STRIPE_SECRET_KEY")
 	c.StripeWebhookSecret = l.secret("STRIPE_WEBHOOK_SECRET", "whsec_")
-	c.StripeAPIURL = l.url("STRIPE_API_URL", "", false)
+	c.StripeAPIURL = l.urlValue("STRIPE_API_URL", "")
 	c.StripePriceIDs = l.patternList("STRIPE_PRICE_IDS", "", priceIDRe,
 		"is required: list the price IDs a user may buy (price_…)", "%q is not a Stripe price ID")
 
@@ -164,7 +168,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CheckoutCancelURL = l.returnURL("CHECKOUT_CANCEL_URL", cancelDefault, c.CORSAllowedOrigins)
 	c.CheckoutRateLimit = l.rate("CHECKOUT_RATE_LIMIT", DefaultRateLimit)
 
-	c.NextJSWebhookURL = l.url("NEXTJS_WEBHOOK_URL", DefaultNextJSURL, true)
+	c.NextJSWebhookURL = l.urlValue("NEXTJS_WEBHOOK_URL", DefaultNextJSURL)
 	c.NextJSWebhookSecret = l.secret("NEXTJS_WEBHOOK_SECRET", "")
 	c.WebhookForwardEvents = l.patternList("WEBHOOK_FORWARD_EVENTS", DefaultForwardEvents, eventTypeRe,
 		"must list at least one event type", "%q is not a Stripe event type (e.g. checkout.session.completed)")
@@ -327,18 +331,24 @@ func parseHTTPURL(v string) (*url.URL, string) {
 	return u, ""
 }
 
-func (l *loader) url(name, def string, required bool) string {
+// url reads an absolute http(s) URL. Unset (with no default) or invalid, it
+// returns nil; an invalid one is reported.
+func (l *loader) url(name, def string) (string, *url.URL) {
 	v := l.get(name, def)
 	if v == "" {
-		if required {
-			l.fail(name, "is required")
-		}
-		return ""
+		return "", nil
 	}
-	if _, msg := parseHTTPURL(v); msg != "" {
+	u, msg := parseHTTPURL(v)
+	if msg != "" {
 		l.fail(name, "%s", msg)
-		return ""
+		return "", nil
 	}
+	return v, u
+}
+
+// urlValue is url for the variables that keep only the text.
+func (l *loader) urlValue(name, def string) string {
+	v, _ := l.url(name, def)
 	return v
 }
 
@@ -346,13 +356,11 @@ func (l *loader) url(name, def string, required bool) string {
 // allowed origins, the same rule the checkout endpoint applies to URLs a client
 // sends, so that no configuration turns the service into an open redirect.
 func (l *loader) returnURL(name, def string, origins []string) string {
-	v := l.url(name, def, false)
-	if v == "" || len(origins) == 0 {
+	v, u := l.url(name, def)
+	if u == nil || len(origins) == 0 {
 		return v
 	}
-	u, _ := url.Parse(v) // l.url has parsed it
-	origin := originOf(u)
-	if !slices.Contains(origins, origin) {
+	if origin := originOf(u); !slices.Contains(origins, origin) {
 		l.fail(name, "must be on an origin listed in CORS_ALLOWED_ORIGINS (%s is not)", origin)
 		return ""
 	}
@@ -374,17 +382,9 @@ func originOf(u *url.URL) string {
 
 // clerkURL is a URL that must be https, except on a loopback host where local
 // development runs Clerk stand-ins over plain http.
-func (l *loader) clerkURL(name, def string, required bool) string {
-	v := l.get(name, def)
-	if v == "" {
-		if required {
-			l.fail(name, "is required (your Clerk Frontend API URL, e.g. https://clerk.example.com)")
-		}
-		return ""
-	}
-	u, msg := parseHTTPURL(v)
-	if msg != "" {
-		l.fail(name, "%s", msg)
+func (l *loader) clerkURL(name, def string) string {
+	v, u := l.url(name, def)
+	if u == nil {
 		return ""
 	}
 	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {

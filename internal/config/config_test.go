@@ -54,15 +54,27 @@ func pemOf(t *testing.T, pub any, blockType string) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}))
 }
 
+// field is one Config field as loaded, beside the value it should have.
+type field struct {
+	name      string
+	got, want any
+}
+
+func checkFields(t *testing.T, fields []field) {
+	t.Helper()
+	for _, f := range fields {
+		if fmt.Sprint(f.got) != fmt.Sprint(f.want) {
+			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)
+		}
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
 	c, err := Load(getenv(baseEnv()))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	checks := []struct {
-		name      string
-		got, want any
-	}{
+	checks := []field{
 		{"ListenAddr", c.ListenAddr, ":8001"},
 		{"MetricsAddr", c.MetricsAddr, ":9090"},
 		{"LogLevel", c.LogLevel, slog.LevelInfo},
@@ -88,11 +100,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"ShutdownDelay", c.ShutdownDelay, time.Duration(0)},
 		{"ShutdownTimeout", c.ShutdownTimeout, 20 * time.Second},
 	}
-	for _, ch := range checks {
-		if fmt.Sprint(ch.got) != fmt.Sprint(ch.want) {
-			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
-		}
-	}
+	checkFields(t, checks)
 }
 
 func TestLoadOverrides(t *testing.T) {
@@ -130,10 +138,7 @@ func TestLoadOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	checks := []struct {
-		name      string
-		got, want any
-	}{
+	checks := []field{
 		{"ListenAddr", c.ListenAddr, "127.0.0.1:0"},
 		{"MetricsAddr", c.MetricsAddr, ""},
 		{"LogLevel", c.LogLevel, slog.LevelDebug},
@@ -155,11 +160,7 @@ func TestLoadOverrides(t *testing.T) {
 		{"ShutdownDelay", c.ShutdownDelay, 5 * time.Second},
 		{"ShutdownTimeout", c.ShutdownTimeout, time.Minute},
 	}
-	for _, ch := range checks {
-		if fmt.Sprint(ch.got) != fmt.Sprint(ch.want) {
-			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
-		}
-	}
+	checkFields(t, checks)
 	if _, err := ParseRSAPublicKey(c.ClerkJWTKey.Value()); err != nil {
 		t.Errorf("CLERK_JWT_KEY with literal \\n was not restored to a PEM: %v", err)
 	}
