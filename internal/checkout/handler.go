@@ -206,7 +206,6 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (response, strin
 	if !ok || id.UserID == "" {
 		return response{}, OutcomeUnauthenticated, errors.New("checkout: no authenticated identity in the request context; is the auth middleware mounted in front?")
 	}
-	requestlog.Add(ctx, slog.String("user_id", id.UserID))
 
 	// Limit before any work, so that malformed requests count too.
 	if h.limiter != nil {
