@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -477,5 +479,75 @@ func TestHealthcheckGivesUp(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "deadline exceeded") {
 		t.Errorf("stderr = %q, want a timeout", stderr.String())
+	}
+}
+
+// TestRunTextLogsAndMetricsOff covers two settings the JSON tests do not:
+// LOG_FORMAT=text with LOG_LEVEL=debug (health probes are logged at debug), and
+// METRICS_ADDR=off, which must leave the default metrics port unbound.
+func TestRunTextLogsAndMetricsOff(t *testing.T) {
+	probe, err := net.Listen("tcp", ":9090")
+	if err != nil {
+		t.Skipf("port 9090 is taken on this machine, so an unbound metrics port cannot be told apart: %v", err)
+	}
+	probe.Close()
+
+	clerk, err := fakeclerk.New("https://clerk.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"METRICS_ADDR":          "off",
+		"LOG_FORMAT":            "text",
+		"LOG_LEVEL":             "debug",
+		"CLERK_ISSUER":          "https://clerk.example.com",
+		"CLERK_JWT_KEY":         clerk.PublicKeyPEM(),
+		"STRIPE_SECRET_KEY":     "sk_test_abc",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
+		"STRIPE_PRICE_IDS":      "price_a",
+		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"payments-api"}, func(k string) string { return env[k] }, stdout, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run = %v", err)
+		}
+	}()
+
+	listening := regexp.MustCompile(`level=INFO msg=listening addr=(\S+) metrics_addr=(\S+)`)
+	var m []string
+	for deadline := time.Now().Add(20 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		m = listening.FindStringSubmatch(stdout.String())
+	}
+	if m == nil {
+		t.Fatalf("no text 'listening' line:\n%s", stdout)
+	}
+	if m[2] != "off" {
+		t.Errorf("metrics_addr = %q, want off", m[2])
+	}
+	if ln, err := net.Listen("tcp", ":9090"); err != nil {
+		t.Errorf("the metrics port is bound although METRICS_ADDR=off: %v", err)
+	} else {
+		ln.Close()
+	}
+
+	if code, _ := get(t, "http://"+m[1]+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+	probeLine := regexp.MustCompile(`level=DEBUG msg=request request_id=\S+ method=GET route=/healthz path=/healthz status=200 duration_ms=`)
+	for deadline := time.Now().Add(5 * time.Second); !probeLine.MatchString(stdout.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no debug text line for the probe:\n%s", stdout)
+		}
+	}
+	if strings.Contains(stdout.String(), `{"`) {
+		t.Errorf("LOG_FORMAT=text wrote JSON:\n%s", stdout)
 	}
 }
