@@ -551,3 +551,31 @@ func TestRunTextLogsAndMetricsOff(t *testing.T) {
 		t.Errorf("LOG_FORMAT=text wrote JSON:\n%s", stdout)
 	}
 }
+
+// TestHealthcheckDefaultURL proves that without an argument the healthcheck asks
+// 127.0.0.1:8001/readyz, the address the image's HEALTHCHECK relies on.
+func TestHealthcheckDefaultURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:8001")
+	if err != nil {
+		t.Skipf("127.0.0.1:8001 is taken on this machine: %v", err)
+	}
+	var paths []string
+	var mu sync.Mutex
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"payments-api", "healthcheck"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		t.Fatalf("healthcheck = %v (%s)", err, stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 1 || paths[0] != "/readyz" {
+		t.Errorf("requests = %v, want one GET /readyz", paths)
+	}
+}
