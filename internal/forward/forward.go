@@ -191,10 +191,12 @@ func (f *Forwarder) CloseIdleConnections() { f.client.CloseIdleConnections() }
 // and status, never the payload or the receiver's answer body.
 type Error struct {
 	Attempts int
-	Outcome  string // outcome of the last attempt
-	Status   int    // HTTP status of the last response, 0 when there was none
-	Err      error  // the transport error of the last attempt, if any
-	reason   string
+	// Outcome is the last attempt's outcome, or timeout or canceled when the
+	// budget or the caller ran out while waiting to retry after it.
+	Outcome string
+	Status  int   // HTTP status of the last response, 0 when there was none
+	Err     error // the transport or context error that ended the delivery, if any
+	reason  string
 }
 
 func (e *Error) Error() string {
@@ -265,6 +267,7 @@ func (f *Forwarder) Forward(ctx context.Context, eventID string, body []byte) (a
 		case <-ctx.Done():
 			timer.Stop()
 			fail.Outcome, fail.Err = ctxOutcome(ctx), context.Cause(ctx)
+			fail.reason = "stopped while waiting to retry"
 			return attempts, fail
 		case <-timer.C:
 		}
