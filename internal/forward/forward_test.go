@@ -360,7 +360,9 @@ func TestForwardRetriesNetworkErrors(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: connection refused
-	f, reg := newForwarder(t, forward.Options{URL: "http://" + addr + "/hook", Timeout: 200 * time.Millisecond})
+	// Refused connections fail in well under a millisecond: a second of budget
+	// leaves room for many attempts on the slowest machine.
+	f, reg := newForwarder(t, forward.Options{URL: "http://" + addr + "/hook", Timeout: time.Second})
 	n, err := f.Forward(context.Background(), "evt_1", body)
 	var fe *forward.Error
 	if !errors.As(err, &fe) || fe.Err == nil || fe.Status != 0 {
@@ -376,27 +378,35 @@ func TestForwardRetriesNetworkErrors(t *testing.T) {
 
 func TestForwardStopsWhenTheCallerGoesAway(t *testing.T) {
 	var hits atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.Header().Set("Retry-After", "3") // the forwarder sleeps when the caller leaves
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
-	answered := make(chan struct{}, 8)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateIdle { // the response was written
-			answered <- struct{}{}
-		}
-	}
-	srv.Start()
 	defer srv.Close()
 	f, reg := newForwarder(t, forward.Options{URL: srv.URL, Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
-		<-answered
-		time.Sleep(50 * time.Millisecond) // let the forwarder read the answer and go to sleep
-		cancel()
+		n, err := f.Forward(ctx, "evt_1", body)
+		done <- result{n, err}
 	}()
-	n, err := f.Forward(ctx, "evt_1", body)
+	// The attempt is counted once its answer is read, just before the forwarder
+	// goes to sleep for the Retry-After: the caller leaves then.
+	for counter(t, reg, forward.OutcomeRetryableStatus) == 0 {
+		select {
+		case r := <-done:
+			t.Fatalf("Forward returned before its first attempt was counted: %d, %v", r.n, r.err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	r := <-done
+	n, err := r.n, r.err
 	var fe *forward.Error
 	if !errors.As(err, &fe) || fe.Outcome != forward.OutcomeCanceled || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Forward error = %v, want a cancelled *forward.Error", err)
