@@ -245,14 +245,15 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 		defer hs.Close()
 	}
 
-	// Children go into process groups of their own: a Ctrl-C in the terminal
-	// then reaches only the sandbox, which stops them itself (the service with
-	// one SIGTERM, so that it shuts down gracefully) and waits for them.
+	// Children go into process groups of their own (childAttr): a Ctrl-C in
+	// the terminal then reaches only the sandbox, which stops them itself (the
+	// service with one SIGTERM, so that it shuts down gracefully) and waits for
+	// them.
 	var mockDone <-chan struct{}
 	if s.startMock {
 		mock, err := stripemock.Launch(ctx, mockBin, stripemock.Options{
 			HTTPAddr:    s.mockAddr,
-			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			SysProcAttr: childAttr(),
 			Log: func(line string) {
 				// One line per request and answer; not the request data, which
 				// holds e.g. customer emails.
@@ -280,7 +281,7 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	svc.Env = serviceEnv(s, getenv)
 	svc.Stdout = out.writer("") // JSON log lines, as they are
 	svc.Stderr = errOut.writer("payments-api: ")
-	svc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	svc.SysProcAttr = childAttr()
 	svc.Cancel = func() error { return svc.Process.Signal(syscall.SIGTERM) }
 	svc.WaitDelay = stopTimeout
 	if err := svc.Start(); err != nil {

@@ -564,12 +564,17 @@ func TestStopDuringStartup(t *testing.T) {
 	}
 }
 
-// TestSignalStopsEverything runs the built sandbox as a terminal does, in a
-// process group of its own, and sends the group SIGINT as Ctrl-C does.
-func TestSignalStopsEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the sandbox")
-	}
+// builtSandbox is the sandbox binary running as a terminal runs it, in a
+// process group of its own.
+type builtSandbox struct {
+	*sandboxRun
+	cmd     *exec.Cmd
+	waitErr error // set before done is closed
+}
+
+// startBuiltSandbox builds the sandbox, starts it and waits until it is ready.
+func startBuiltSandbox(t *testing.T) *builtSandbox {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "sandbox")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -579,21 +584,31 @@ func TestSignalStopsEverything(t *testing.T) {
 	stdout := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second // should a child keep the output pipe open
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var waitErr error
+	b := &builtSandbox{sandboxRun: &sandboxRun{stdout: stdout, stderr: &syncBuffer{}, done: make(chan struct{})}, cmd: cmd}
 	go func() {
-		waitErr = cmd.Wait()
-		close(done)
+		b.waitErr = cmd.Wait()
+		close(b.done)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		<-b.done
 	})
-	sb := &sandboxRun{stdout: stdout, stderr: &syncBuffer{}, done: done}
-	sb.waitOutput(t, "sandbox: ready.")
+	b.waitOutput(t, "sandbox: ready.")
+	return b
+}
+
+// TestSignalStopsEverything sends the sandbox's process group SIGINT as Ctrl-C
+// does.
+func TestSignalStopsEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the sandbox")
+	}
+	sb := startBuiltSandbox(t)
+	cmd, done, stdout := sb.cmd, sb.done, sb.stdout
 
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -603,8 +618,8 @@ func TestSignalStopsEverything(t *testing.T) {
 	case <-time.After(guard):
 		t.Fatalf("the sandbox did not exit on SIGINT within %v", guard)
 	}
-	if waitErr != nil {
-		t.Errorf("exit: %v, want status 0\n%s", waitErr, stdout)
+	if sb.waitErr != nil {
+		t.Errorf("exit: %v, want status 0\n%s", sb.waitErr, stdout)
 	}
 	for _, want := range []string{`"msg":"draining"`, "payments-api (pid", "stopped: exit status 0", "sandbox: stopped; everything it started has exited"} {
 		if !strings.Contains(stdout.String(), want) {
