@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -48,15 +49,36 @@ func (b *syncBuffer) String() string {
 // ports are the sandbox's addresses, free loopback ports chosen by the test.
 type ports struct{ api, metrics, clerk, next, mock string }
 
+// freePorts picks five loopback ports that are free now, from below the
+// kernel's ephemeral range when it can. A port bound to :0 and released comes
+// from that range, and any outbound connection on the machine (the other test
+// packages make many) may take it again before the sandbox binds it, seconds
+// later, after building payments-api: CI lost a run to exactly that. Below the
+// range, only a listener that asks for the very port can collide. The range
+// starts at half the ephemeral range's low end, above the sandbox's defaults.
 func freePorts(t *testing.T) ports {
 	t.Helper()
+	lo, hi := 0, 0 // 0: let the kernel choose
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var ephemeralLow int
+		if _, err := fmt.Sscan(string(b), &ephemeralLow); err == nil && ephemeralLow >= 2*16384 {
+			lo, hi = ephemeralLow/2, ephemeralLow
+		}
+	}
 	var addrs []string
-	for range 5 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for draws := 0; len(addrs) < 5; draws++ {
+		port := 0
+		if hi > lo && draws < 1000 {
+			port = lo + rand.IntN(hi-lo)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
+			if port != 0 {
+				continue // taken: draw again
+			}
 			t.Fatal(err)
 		}
-		defer ln.Close()
+		defer ln.Close() // held until all five are chosen, so they differ
 		addrs = append(addrs, ln.Addr().String())
 	}
 	return ports{api: addrs[0], metrics: addrs[1], clerk: addrs[2], next: addrs[3], mock: addrs[4]}
