@@ -411,6 +411,9 @@ func TestForwardStopsWhenTheCallerGoesAway(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Outcome != forward.OutcomeCanceled || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Forward error = %v, want a cancelled *forward.Error", err)
 	}
+	if !strings.Contains(err.Error(), "(status 503): stopped while waiting to retry") {
+		t.Errorf("error text %q does not say the last status and that it stopped while waiting", err)
+	}
 	if n != 1 || hits.Load() != 1 {
 		t.Errorf("attempts = %d, receiver got %d; want 1", n, hits.Load())
 	}
