@@ -19,10 +19,9 @@ import (
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
-
-	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const (

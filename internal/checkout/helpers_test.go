@@ -19,11 +19,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/acme/payments-api/internal/auth"
+	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/stripemock"
-
-	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const (

@@ -19,9 +19,8 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/acme/payments-api/internal/forward"
-	"github.com/acme/payments-api/internal/requestlog"
-
 	"github.com/acme/payments-api/internal/metricstest"
+	"github.com/acme/payments-api/internal/requestlog"
 )
 
 const secret = "whsec_test_nextjs_fedcba9876543210"

@@ -14,10 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
-
-	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const allowedOrigin = "https://app.example.com"

@@ -21,11 +21,10 @@ import (
 
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
+	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
-
-	"github.com/acme/payments-api/internal/metricstest"
 )
 
 const (
