@@ -21,6 +21,18 @@ import (
 
 const issuer = "https://clerk.test.example"
 
+// serve starts a Clerk stand-in behind an httptest server, closed at cleanup.
+func serve(t *testing.T) (*fakeclerk.Clerk, *httptest.Server) {
+	t.Helper()
+	c, err := fakeclerk.New(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return c, srv
+}
+
 func fetchSet(t *testing.T, url string) jwk.Set {
 	t.Helper()
 	res, err := http.Get(url + fakeclerk.JWKSPath)
@@ -40,12 +52,7 @@ func fetchSet(t *testing.T, url string) jwk.Set {
 }
 
 func TestClerk(t *testing.T) {
-	c, err := fakeclerk.New(issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	c, srv := serve(t)
 
 	set := fetchSet(t, srv.URL)
 	if got, want := set.Len(), 1; got != want {
@@ -143,12 +150,7 @@ func TestClerk(t *testing.T) {
 }
 
 func TestMintEndpoints(t *testing.T) {
-	c, err := fakeclerk.New(issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	_, srv := serve(t)
 	set := fetchSet(t, srv.URL)
 
 	tests := []struct {
