@@ -28,8 +28,6 @@ const MaxTokenBytes = 8 << 10
 
 // Defaults for zero Options fields.
 const (
-	// DefaultClockSkew is Clerk's own leeway for exp, nbf and iat.
-	DefaultClockSkew = 5 * time.Second
 	// DefaultMinRefreshInterval bounds JWKS fetches caused by unknown kids.
 	DefaultMinRefreshInterval = 5 * time.Second
 	// DefaultRefreshInterval is how often the JWKS is fetched in the background;
@@ -60,8 +58,9 @@ type Options struct {
 	// A token with an azp not listed here is refused; with an empty list every
 	// token that carries an azp is refused.
 	AuthorizedParties []string
-	// ClockSkew is the leeway for exp, nbf and iat (CLERK_CLOCK_SKEW);
-	// DefaultClockSkew when zero.
+	// ClockSkew is the leeway for exp, nbf and iat (CLERK_CLOCK_SKEW). Zero
+	// allows none, as CLERK_CLOCK_SKEW=0s asks; the configuration supplies
+	// Clerk's own 5 s when the variable is unset.
 	ClockSkew time.Duration
 	// HTTPClient fetches the JWKS; a client with a DefaultFetchTimeout timeout
 	// when nil. A client without a timeout gets one.
@@ -136,7 +135,7 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	if o.ClockSkew < 0 {
 		return nil, errors.New("auth: clock skew must not be negative")
 	}
-	skew := cmpOr(o.ClockSkew, DefaultClockSkew)
+	skew := o.ClockSkew
 	now := o.Now
 	if now == nil {
 		now = time.Now

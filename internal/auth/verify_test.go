@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -271,4 +272,55 @@ func attr(attrs []slogAttr, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestClockSkewIsTheConfiguredOne: the leeway is exactly Options.ClockSkew, and
+// zero (CLERK_CLOCK_SKEW=0s) allows none rather than falling back to a default.
+func TestClockSkewIsTheConfiguredOne(t *testing.T) {
+	c, err := fakeclerk.New(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	// Expired 2 s ago, and issued and valid from 2 s in the future.
+	expired, err := c.Mint(fakeclerk.Token{IssuedAt: now.Add(-fakeclerk.DefaultTTL - 2*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := c.Mint(fakeclerk.Token{IssuedAt: now.Add(2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		skew                 time.Duration
+		wantExpired, wantNbf auth.Reason // "" when accepted
+	}{
+		{0, auth.ReasonExpired, auth.ReasonNotYetValid},
+		{time.Second, auth.ReasonExpired, auth.ReasonNotYetValid},
+		{3 * time.Second, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.skew.String(), func(t *testing.T) {
+			v, err := auth.NewVerifier(t.Context(), auth.Options{
+				Issuer: issuer, PEMKey: c.PublicKeyPEM(), ClockSkew: tt.skew,
+				Now: func() time.Time { return now },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name, token string
+				want        auth.Reason
+			}{{"expired 2 s ago", expired, tt.wantExpired}, {"valid in 2 s", early, tt.wantNbf}} {
+				_, err := v.Verify(t.Context(), tc.token)
+				var ae *auth.Error
+				switch {
+				case tc.want == "" && err != nil:
+					t.Errorf("%s: %v, want accepted", tc.name, err)
+				case tc.want != "" && (!errors.As(err, &ae) || ae.Reason != tc.want):
+					t.Errorf("%s: %v, want reason %q", tc.name, err, tc.want)
+				}
+			}
+		})
+	}
 }
