@@ -34,7 +34,9 @@ fuzz: tools ## run each fuzz target briefly (FUZZTIME, default 10s)
 	go test -run '^$$' -fuzz '^FuzzMiddleware$$' -fuzztime $(FUZZTIME) ./internal/auth
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/webhook
 
-lint: ## gofmt, go vet and staticcheck, for both Go modules
+lint: ## go.mod tidy, gofmt, go vet and staticcheck, for both Go modules
+	go mod tidy -diff
+	cd charts/test && go mod tidy -diff
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
