@@ -22,24 +22,18 @@ func Middleware(v *Verifier) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			token, reason := bearerToken(r.Header)
-			var err error
-			if reason == "" {
-				var id Identity
-				id, err = v.Verify(r.Context(), token)
-				if err == nil {
-					ctx := WithIdentity(r.Context(), id)
-					requestlog.Add(ctx, slog.String("user_id", id.UserID))
-					next.ServeHTTP(w, r.WithContext(ctx))
-					return
-				}
-				reason = ReasonMalformed
-				if ae := (*Error)(nil); errors.As(err, &ae) {
-					reason = ae.Reason
-				}
-			} else {
-				err = refuse(reason, nil)
+			if reason != "" {
+				v.refused(w, r, refuse(reason, nil))
+				return
 			}
-			v.refused(w, r, reason, err)
+			id, err := v.Verify(r.Context(), token)
+			if err != nil {
+				v.refused(w, r, err)
+				return
+			}
+			ctx := WithIdentity(r.Context(), id)
+			requestlog.Add(ctx, slog.String("user_id", id.UserID))
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
@@ -70,7 +64,13 @@ func bearerToken(h http.Header) (string, Reason) {
 	return token, ""
 }
 
-func (v *Verifier) refused(w http.ResponseWriter, r *http.Request, reason Reason, err error) {
+// refused answers a request whose token err refused; an error that is not an
+// *Error counts as a malformed token.
+func (v *Verifier) refused(w http.ResponseWriter, r *http.Request, err error) {
+	reason := ReasonMalformed
+	if ae := (*Error)(nil); errors.As(err, &ae) {
+		reason = ae.Reason
+	}
 	if c, ok := v.m.failures[reason]; ok {
 		c.Inc()
 	}
