@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/fakeclerk"
@@ -356,5 +357,21 @@ func TestNewVerifierOptions(t *testing.T) {
 				t.Errorf("error echoes the key: %v", err)
 			}
 		})
+	}
+}
+
+// TestMetricsRegisteredOnce: a second Verifier on the same registry is refused,
+// as the other features' constructors refuse it, rather than sharing counters.
+func TestMetricsRegisteredOnce(t *testing.T) {
+	c, err := fakeclerk.New(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := auth.Options{Issuer: issuer, PEMKey: c.PublicKeyPEM(), Registerer: prometheus.NewRegistry()}
+	if _, err := auth.NewVerifier(t.Context(), o); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := auth.NewVerifier(t.Context(), o); err == nil || v != nil {
+		t.Fatalf("second NewVerifier on one registry = %v, %v; want an error", v, err)
 	}
 }

@@ -1,7 +1,7 @@
 package auth
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,15 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 
 	if reg != nil {
-		var err error
-		if failures, err = register(reg, failures); err != nil {
-			return nil, err
-		}
-		if refreshes, err = register(reg, refreshes); err != nil {
-			return nil, err
-		}
-		if lastSuccess, err = register(reg, lastSuccess); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{failures, refreshes, lastSuccess} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("auth: register metrics: %w", err)
+			}
 		}
 	}
 
@@ -58,21 +53,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refreshes[o] = refreshes.WithLabelValues(o)
 	}
 	return m, nil
-}
-
-// register adds c to reg, or returns the collector already there, so that two
-// Verifiers (a restart in tests, say) can share one registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	var zero C
-	return zero, err
 }
