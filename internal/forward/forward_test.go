@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,12 +35,32 @@ type received struct {
 	at     time.Time
 }
 
+// requestLog records the requests a receiver got, in arrival order.
+type requestLog struct {
+	mu  sync.Mutex
+	got []received
+}
+
+// record adds one request and returns its 1-based index.
+func (l *requestLog) record(r *http.Request) int {
+	b, _ := io.ReadAll(r.Body)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, received{header: r.Header.Clone(), body: b, at: time.Now()})
+	return len(l.got)
+}
+
+func (l *requestLog) requests() []received {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]received(nil), l.got...)
+}
+
 // receiver is an httptest server answering statuses[n] to the n-th request (the
 // last status repeats) and recording what it got.
 type receiver struct {
 	*httptest.Server
-	mu   sync.Mutex
-	got  []received
+	requestLog
 	conn atomic.Int64 // new connections
 }
 
@@ -47,12 +68,7 @@ func newReceiver(t *testing.T, respond func(w http.ResponseWriter, n int)) *rece
 	t.Helper()
 	rc := &receiver{}
 	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		rc.got = append(rc.got, received{header: r.Header.Clone(), body: b, at: time.Now()})
-		n := len(rc.got)
-		rc.mu.Unlock()
-		respond(w, n)
+		respond(w, rc.record(r))
 	}))
 	rc.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -70,11 +86,31 @@ func statuses(codes ...int) func(http.ResponseWriter, int) {
 	}
 }
 
-func (rc *receiver) requests() []received {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]received(nil), rc.got...)
+// memURL is where the forwarder believes a memReceiver is; nothing is dialled.
+const memURL = "http://next.invalid/api/payments/webhook"
+
+// memReceiver is a receiver without a network, for tests in a synctest bubble
+// (there, a connection's goroutines, blocked on the network rather than durably,
+// would keep the fake clock from moving): it is the forwarder's transport and
+// answers in the forwarder's goroutine, taking no time, so that the forwarder's
+// own waits are all that move the bubble's clock. It records what it got, and
+// when, like receiver.
+type memReceiver struct {
+	requestLog
+	respond func(w http.ResponseWriter, n int)
 }
+
+func (m *memReceiver) RoundTrip(r *http.Request) (*http.Response, error) {
+	defer r.Body.Close()
+	w := httptest.NewRecorder()
+	m.respond(w, m.record(r))
+	resp := w.Result()
+	resp.Request = r
+	return resp, nil
+}
+
+// client is for forward.Options.Client.
+func (m *memReceiver) client() *http.Client { return &http.Client{Transport: m} }
 
 func newForwarder(t *testing.T, opts forward.Options) (*forward.Forwarder, *prometheus.Registry) {
 	t.Helper()
@@ -271,74 +307,72 @@ func TestForwardClassifiesStatuses(t *testing.T) {
 }
 
 func TestForwardGivesUpWithinTheBudget(t *testing.T) {
-	const budget = 250 * time.Millisecond
-	rc := newReceiver(t, statuses(500))
-	f, reg := newForwarder(t, forward.Options{URL: rc.URL, Timeout: budget})
-	start := time.Now()
-	n, err := f.Forward(context.Background(), "evt_1", body)
-	elapsed := time.Since(start)
-	var fe *forward.Error
-	if !errors.As(err, &fe) {
-		t.Fatalf("Forward error = %v, want a *forward.Error", err)
-	}
-	// Where the deadline falls depends on the jittered waits, and each of these
-	// is a give-up within the budget (CI has seen the second): the last 500 left
-	// no time for another attempt; the deadline cut an attempt off mid-flight
-	// (no status); the deadline came while waiting to retry after a 500.
-	completed := n
-	switch fe.Outcome {
-	case forward.OutcomeRetryableStatus:
-		if fe.Status != 500 {
-			t.Errorf("error status = %d, want 500", fe.Status)
+	synctest.Test(t, func(t *testing.T) {
+		const budget = 250 * time.Millisecond
+		next := &memReceiver{respond: statuses(500)}
+		f, reg := newForwarder(t, forward.Options{URL: memURL, Client: next.client(), Timeout: budget})
+		start := time.Now()
+		n, err := f.Forward(context.Background(), "evt_1", body)
+		elapsed := time.Since(start)
+		// On the bubble's clock an attempt takes no time, and the forwarder only
+		// waits when the wait ends before the deadline: the budget can end neither
+		// during an attempt nor during a wait. So there is one outcome, whatever the
+		// jitter: after a 500, the next wait would not leave room for an attempt.
+		var fe *forward.Error
+		if !errors.As(err, &fe) || fe.Outcome != forward.OutcomeRetryableStatus || fe.Status != 500 || fe.Err != nil {
+			t.Fatalf("Forward error = %#v, want a *forward.Error with outcome %s, status 500 and no cause", err, forward.OutcomeRetryableStatus)
 		}
-	case forward.OutcomeTimeout:
-		if fe.Status != 0 && fe.Status != 500 || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("error = %#v, want status 0 or 500 wrapping context.DeadlineExceeded", fe)
+		if want := fmt.Sprintf("forward failed after %d attempt(s): retryable_status (status 500): budget exhausted before the next attempt", n); err.Error() != want {
+			t.Errorf("error text = %q, want %q", err, want)
 		}
-		if fe.Status == 0 {
-			completed = n - 1
+		// The first wait is below the initial backoff, far within the budget.
+		if n < 2 || fe.Attempts != n {
+			t.Errorf("attempts = %d, error says %d; want the same, at least 2", n, fe.Attempts)
 		}
-	default:
-		t.Fatalf("error outcome = %q, want %q or %q", fe.Outcome, forward.OutcomeRetryableStatus, forward.OutcomeTimeout)
-	}
-	if n < 2 || fe.Attempts != n {
-		t.Errorf("attempts = %d, error says %d; want the same, at least 2", n, fe.Attempts)
-	}
-	// A cut-off attempt may or may not have reached the receiver.
-	if got := len(rc.requests()); got < completed || got > n {
-		t.Errorf("receiver got %d requests, want %d to %d", got, completed, n)
-	}
-	if got := counter(t, reg, forward.OutcomeRetryableStatus); got != float64(completed) {
-		t.Errorf("attempts{retryable_status} = %v, want %d", got, completed)
-	}
-	if got := counter(t, reg, forward.OutcomeTimeout); got != float64(n-completed) {
-		t.Errorf("attempts{timeout} = %v, want %d", got, n-completed)
-	}
-	// Loose on purpose: it catches a loop that ignores the budget, not a slow machine.
-	if elapsed > budget+5*time.Second {
-		t.Errorf("Forward returned after %v, far beyond its %v budget", elapsed, budget)
-	}
+		if got := len(next.requests()); got != n {
+			t.Errorf("receiver got %d requests, want %d", got, n)
+		}
+		if got := counter(t, reg, forward.OutcomeRetryableStatus); got != float64(n) {
+			t.Errorf("attempts{retryable_status} = %v, want %d", got, n)
+		}
+		if got := counter(t, reg, forward.OutcomeTimeout); got != 0 {
+			t.Errorf("attempts{timeout} = %v, want 0", got)
+		}
+		if elapsed >= budget {
+			t.Errorf("Forward returned after %v, not within its %v budget", elapsed, budget)
+		}
+	})
 }
 
 func TestForwardHonoursRetryAfter(t *testing.T) {
 	t.Run("within the budget", func(t *testing.T) {
-		rc := newReceiver(t, func(w http.ResponseWriter, n int) {
-			if n == 1 {
-				w.Header().Set("Retry-After", "1")
-				w.WriteHeader(http.StatusTooManyRequests)
-				return
+		synctest.Test(t, func(t *testing.T) {
+			next := &memReceiver{respond: func(w http.ResponseWriter, n int) {
+				if n == 1 {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+			}}
+			f, reg := newForwarder(t, forward.Options{URL: memURL, Client: next.client(), Timeout: 5 * time.Second})
+			if n, err := f.Forward(context.Background(), "evt_1", body); n != 2 || err != nil {
+				t.Fatalf("Forward = %d, %v; want 2, nil", n, err)
 			}
-			w.WriteHeader(http.StatusOK)
+			got := next.requests()
+			// The Retry-After exceeds any jittered wait (below 5 ms), so it is the
+			// wait, to the nanosecond on the bubble's clock.
+			if gap := got[1].at.Sub(got[0].at); gap != time.Second {
+				t.Errorf("second attempt %v after the first, want 1s (Retry-After)", gap)
+			}
+			for outcome, want := range map[string]float64{forward.OutcomeRetryableStatus: 1, forward.OutcomeSuccess: 1} {
+				if got := counter(t, reg, outcome); got != want {
+					t.Errorf("attempts{%s} = %v, want %v", outcome, got, want)
+				}
+			}
 		})
-		f, _ := newForwarder(t, forward.Options{URL: rc.URL, Timeout: 5 * time.Second})
-		if n, err := f.Forward(context.Background(), "evt_1", body); n != 2 || err != nil {
-			t.Fatalf("Forward = %d, %v; want 2, nil", n, err)
-		}
-		got := rc.requests()
-		if gap := got[1].at.Sub(got[0].at); gap < time.Second {
-			t.Errorf("second attempt %v after the first, want ≥ 1s (Retry-After)", gap)
-		}
 	})
+	// Over real HTTP: no wait is involved, and the header crosses a real connection.
 	t.Run("beyond the budget", func(t *testing.T) {
 		rc := newReceiver(t, func(w http.ResponseWriter, n int) {
 			w.Header().Set("Retry-After", "3600")
@@ -376,49 +410,58 @@ func TestForwardRetriesNetworkErrors(t *testing.T) {
 }
 
 func TestForwardStopsWhenTheCallerGoesAway(t *testing.T) {
-	var hits atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.Header().Set("Retry-After", "3") // the forwarder sleeps when the caller leaves
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
-	f, reg := newForwarder(t, forward.Options{URL: srv.URL, Timeout: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	type result struct {
-		n   int
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		n, err := f.Forward(ctx, "evt_1", body)
-		done <- result{n, err}
-	}()
-	// The attempt is counted once its answer is read, just before the forwarder
-	// goes to sleep for the Retry-After: the caller leaves then.
-	for counter(t, reg, forward.OutcomeRetryableStatus) == 0 {
+	synctest.Test(t, func(t *testing.T) {
+		next := &memReceiver{respond: func(w http.ResponseWriter, n int) {
+			w.Header().Set("Retry-After", "3") // the forwarder sleeps when the caller leaves
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}}
+		f, reg := newForwarder(t, forward.Options{URL: memURL, Client: next.client(), Timeout: time.Minute})
+		ctx, cancel := context.WithCancel(context.Background())
+		type result struct {
+			n   int
+			err error
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			n, err := f.Forward(ctx, "evt_1", body)
+			done <- result{n, err}
+		}()
+		// Once every goroutine in the bubble is blocked, the forwarder is asleep
+		// for the Retry-After after its first attempt: the caller leaves then.
+		synctest.Wait()
 		select {
 		case r := <-done:
-			t.Fatalf("Forward returned before its first attempt was counted: %d, %v", r.n, r.err)
-		case <-time.After(time.Millisecond):
+			t.Fatalf("Forward returned instead of waiting to retry: %d, %v", r.n, r.err)
+		default:
 		}
-	}
-	cancel()
-	r := <-done
-	n, err := r.n, r.err
-	var fe *forward.Error
-	if !errors.As(err, &fe) || fe.Outcome != forward.OutcomeCanceled || !errors.Is(err, context.Canceled) {
-		t.Fatalf("Forward error = %v, want a cancelled *forward.Error", err)
-	}
-	if !strings.Contains(err.Error(), "(status 503): stopped while waiting to retry") {
-		t.Errorf("error text %q does not say the last status and that it stopped while waiting", err)
-	}
-	if n != 1 || hits.Load() != 1 {
-		t.Errorf("attempts = %d, receiver got %d; want 1", n, hits.Load())
-	}
-	if got := counter(t, reg, forward.OutcomeRetryableStatus); got != 1 {
-		t.Errorf("attempts{retryable_status} = %v, want 1", got)
-	}
+		if got := counter(t, reg, forward.OutcomeRetryableStatus); got != 1 {
+			t.Fatalf("attempts{retryable_status} = %v before the caller left, want 1", got)
+		}
+		cancel()
+		r := <-done
+		n, err := r.n, r.err
+		var fe *forward.Error
+		if !errors.As(err, &fe) || fe.Outcome != forward.OutcomeCanceled || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Forward error = %v, want a cancelled *forward.Error", err)
+		}
+		if !strings.Contains(err.Error(), "(status 503): stopped while waiting to retry") {
+			t.Errorf("error text %q does not say the last status and that it stopped while waiting", err)
+		}
+		// At once: not a tick of the 3 s Retry-After passed.
+		if elapsed := time.Since(start); elapsed != 0 {
+			t.Errorf("Forward returned %v after it started, want at once", elapsed)
+		}
+		if got := len(next.requests()); n != 1 || got != 1 {
+			t.Errorf("attempts = %d, receiver got %d; want 1", n, got)
+		}
+		if got := counter(t, reg, forward.OutcomeRetryableStatus); got != 1 {
+			t.Errorf("attempts{retryable_status} = %v, want 1", got)
+		}
+		if got := counter(t, reg, forward.OutcomeCanceled); got != 0 {
+			t.Errorf("attempts{canceled} = %v, want 0 (no attempt was cut off)", got)
+		}
+	})
 }
 
 func TestForwardReusesConnections(t *testing.T) {
