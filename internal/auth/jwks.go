@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"errors"
@@ -48,8 +49,8 @@ func (v *Verifier) startJWKS(ctx context.Context, o Options) error {
 		client = &c
 	}
 	v.jwksURL = o.JWKSURL
-	v.minRefresh = cmpOr(o.MinRefreshInterval, DefaultMinRefreshInterval)
-	v.refreshEvery = cmpOr(o.RefreshInterval, DefaultRefreshInterval)
+	v.minRefresh = cmp.Or(o.MinRefreshInterval, DefaultMinRefreshInterval)
+	v.refreshEvery = cmp.Or(o.RefreshInterval, DefaultRefreshInterval)
 	v.kick = make(chan struct{}, 1)
 
 	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(cacheWindow))

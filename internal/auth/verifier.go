@@ -187,13 +187,6 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	return v, nil
 }
 
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
-
 // Ready returns nil once verification keys are loaded, else ErrKeysNotLoaded.
 // Keys once loaded stay loaded: a later JWKS outage keeps the cached ones.
 func (v *Verifier) Ready() error {

@@ -7,6 +7,7 @@
 package fakeclerk
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -197,18 +198,9 @@ func (c *Clerk) Mint(t Token) (string, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	ttl := t.TTL
-	if ttl == 0 {
-		ttl = DefaultTTL
-	}
-	sub := t.Subject
-	if sub == "" {
-		sub = "user_test"
-	}
-	sid := t.SessionID
-	if sid == "" {
-		sid = "sess_test"
-	}
+	ttl := cmp.Or(t.TTL, DefaultTTL)
+	sub := cmp.Or(t.Subject, "user_test")
+	sid := cmp.Or(t.SessionID, "sess_test")
 	var jti [10]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", err
@@ -252,18 +244,12 @@ func (c *Clerk) Mint(t Token) (string, error) {
 	}
 
 	key := c.current()
-	alg := t.Algorithm
-	if alg == "" {
-		alg = jwa.RS256
-	}
+	alg := cmp.Or(t.Algorithm, jwa.RS256)
 	hdr := jws.NewHeaders()
 	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
 		return "", err
 	}
-	kid := t.KeyID
-	if kid == "" {
-		kid = key.KeyID()
-	}
+	kid := cmp.Or(t.KeyID, key.KeyID())
 	if err := hdr.Set(jws.KeyIDKey, kid); err != nil {
 		return "", err
 	}
