@@ -101,7 +101,7 @@ func decodeError(err error) error {
 		if len(name) > maxEchoedFieldNameLen {
 			name = name[:maxEchoedFieldNameLen] + "…"
 		}
-		return problem.New(http.StatusBadRequest, fmt.Sprintf("Unknown field %q: the body takes only price_id, quantity, success_url and cancel_url; the user comes from the session token.", name))
+		return problem.Newf(http.StatusBadRequest, "Unknown field %q: the body takes only price_id, quantity, success_url and cancel_url; the user comes from the session token.", name)
 	}
 	return problem.Wrap(http.StatusBadRequest, "The body is not a valid checkout request.", err)
 }
@@ -129,7 +129,7 @@ func checkIdempotencyKey(h http.Header) (string, error) {
 	}
 	k := vs[0]
 	if k == "" || len(k) > maxIdempotencyKeyLen || !printableASCII(k) {
-		return "", problem.New(http.StatusBadRequest, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters.", maxIdempotencyKeyLen))
+		return "", problem.Newf(http.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters.", maxIdempotencyKeyLen)
 	}
 	return k, nil
 }
