@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -327,25 +328,15 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 	})
 }
 
-// seconds parses the chart's whole-second durations (e.g. 1m30s) for the grace-period check.
+// seconds reads a chart duration (e.g. 1m30s) as whole seconds, for the
+// grace-period check.
 func seconds(t *testing.T, d string) int64 {
 	t.Helper()
-	var total, n int64
-	for _, r := range d {
-		switch {
-		case r >= '0' && r <= '9':
-			n = n*10 + int64(r-'0')
-		case r == 'h':
-			total, n = total+n*3600, 0
-		case r == 'm':
-			total, n = total+n*60, 0
-		case r == 's':
-			total, n = total+n, 0
-		default:
-			t.Fatalf("duration %q", d)
-		}
+	dur, err := time.ParseDuration(d)
+	if err != nil {
+		t.Fatalf("duration %q: %v", d, err)
 	}
-	return total + n
+	return int64(dur / time.Second)
 }
 
 func TestDeploymentMatchesBinary(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -452,7 +453,7 @@ func TestServiceEnv(t *testing.T) {
 		"NEXTJS_WEBHOOK_URL=http://127.0.0.1:3000/api/payments/webhook", "NEXTJS_WEBHOOK_SECRET=n",
 		"LOG_LEVEL=debug",
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("serviceEnv =\n%q\nwant\n%q", got, want)
 	}
 	// Real Stripe: no STRIPE_API_URL at all, so the service uses Stripe's.

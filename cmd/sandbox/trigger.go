@@ -8,8 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,11 +75,7 @@ func (t *trigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kinds := eventKinds()
 	kind, ok := kinds[typ]
 	if !ok {
-		names := make([]string, 0, len(kinds))
-		for k := range kinds {
-			names = append(names, k)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(kinds))
 		http.Error(w, fmt.Sprintf("unknown type %q; the sandbox sends %s", typ, strings.Join(names, ", ")), http.StatusBadRequest)
 		return
 	}
