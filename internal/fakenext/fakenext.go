@@ -7,7 +7,6 @@
 package fakenext
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,36 +56,25 @@ func WithOutput(w io.Writer) Option {
 	return func(r *Receiver) { r.out = w }
 }
 
-// WithTolerance sets the signature timestamp tolerance (stripe-go's default,
-// 300 s, when not given).
-func WithTolerance(d time.Duration) Option {
-	return func(r *Receiver) { r.tolerance = d }
-}
-
 // Receiver is an http.Handler standing in for the Next.js webhook route. Its
 // methods are safe for concurrent use.
 type Receiver struct {
-	secret    string
-	respond   func(n int) int
-	delay     func(n int) time.Duration
-	out       io.Writer
-	tolerance time.Duration
+	secret  string
+	respond func(n int) int
+	delay   func(n int) time.Duration
+	out     io.Writer
 
 	mu         sync.Mutex
 	requests   int
-	rejected   int
 	deliveries []Delivery
 	processed  map[string]bool
-	changed    chan struct{} // closed and replaced whenever something is recorded
 }
 
 // New returns a Receiver that verifies signatures with secret.
 func New(secret string, opts ...Option) *Receiver {
 	r := &Receiver{
 		secret:    secret,
-		tolerance: webhook.DefaultTolerance,
 		processed: make(map[string]bool),
-		changed:   make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(r)
@@ -111,7 +99,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	event, err := webhook.ConstructEventWithOptions(body, req.Header.Get("Stripe-Signature"), rc.secret,
-		webhook.ConstructEventOptions{Tolerance: rc.tolerance, IgnoreAPIVersionMismatch: true})
+		webhook.ConstructEventOptions{Tolerance: webhook.DefaultTolerance, IgnoreAPIVersionMismatch: true})
 	if err != nil {
 		rc.reject(w, http.StatusBadRequest, "signature verification failed")
 		return
@@ -146,7 +134,6 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rc.processed[event.ID] = true
 	}
 	rc.deliveries = append(rc.deliveries, d)
-	rc.notifyLocked()
 	rc.mu.Unlock()
 
 	if rc.out != nil {
@@ -163,10 +150,6 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (rc *Receiver) reject(w http.ResponseWriter, status int, msg string) {
-	rc.mu.Lock()
-	rc.rejected++
-	rc.notifyLocked()
-	rc.mu.Unlock()
 	if rc.out != nil {
 		fmt.Fprintf(rc.out, "next.js rejected a request: %s\n", msg)
 	}
@@ -175,23 +158,11 @@ func (rc *Receiver) reject(w http.ResponseWriter, status int, msg string) {
 	fmt.Fprintf(w, "{\"error\":%q}\n", msg)
 }
 
-func (rc *Receiver) notifyLocked() {
-	close(rc.changed)
-	rc.changed = make(chan struct{})
-}
-
 // Requests returns how many requests reached the receiver, verified or not.
 func (rc *Receiver) Requests() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.requests
-}
-
-// Rejected returns how many requests failed verification.
-func (rc *Receiver) Rejected() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.rejected
 }
 
 // Deliveries returns a copy of the verified deliveries, in arrival order.
@@ -213,24 +184,4 @@ func (rc *Receiver) Processed() []Delivery {
 		}
 	}
 	return out
-}
-
-// Wait blocks until at least n verified deliveries were recorded, and returns
-// them; it returns ctx's error if ctx ends first.
-func (rc *Receiver) Wait(ctx context.Context, n int) ([]Delivery, error) {
-	for {
-		rc.mu.Lock()
-		if len(rc.deliveries) >= n {
-			out := append([]Delivery(nil), rc.deliveries...)
-			rc.mu.Unlock()
-			return out, nil
-		}
-		ch := rc.changed
-		rc.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
