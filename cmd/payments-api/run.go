@@ -71,14 +71,7 @@ const (
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		var problems config.Problems
-		if errors.As(err, &problems) {
-			for _, p := range problems {
-				fmt.Fprintln(stderr, p)
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
-		}
+		fmt.Fprintln(stderr, err) // config.Problems: one line per problem
 		return exitError{code: 2}
 	}
 
@@ -101,13 +94,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	readiness := &httpapi.Readiness{}
-	opts, err := buildFeatures(bg, cfg, log, reg, readiness)
+	opts, err := buildOptions(bg, cfg, log, reg)
 	if err != nil {
 		return fmt.Errorf("building the service: %w", err)
 	}
-	opts.Logger, opts.Registerer, opts.Readiness = log, reg, readiness
-	opts.AllowedOrigins = cfg.CORSAllowedOrigins
 
 	api := &http.Server{
 		Handler:           httpapi.NewServer(opts),
@@ -162,7 +152,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// shutdown that takes too long.
 	stopSignals()
 
-	readiness.Drain()
+	opts.Readiness.Drain()
 	log.Info("draining", slog.Duration("shutdown_delay", cfg.ShutdownDelay), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout))
 	select {
 	case <-time.After(cfg.ShutdownDelay):

@@ -17,10 +17,11 @@ import (
 	"github.com/acme/payments-api/internal/webhook"
 )
 
-// buildFeatures turns the configuration into the feature handlers: Clerk
-// verification, checkout and the webhook. ctx bounds their background work (the
+// buildOptions turns the configuration into the HTTP server's options: the
+// feature handlers (Clerk verification, checkout, the webhook) and the
+// readiness that waits for Clerk's keys. ctx bounds their background work (the
 // JWKS refresh), not any request.
-func buildFeatures(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer, readiness *httpapi.Readiness) (httpapi.Options, error) {
+func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, error) {
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
 		JWKSURL:           cfg.ClerkJWKSURL,
@@ -33,6 +34,7 @@ func buildFeatures(ctx context.Context, cfg config.Config, log *slog.Logger, reg
 	if err != nil {
 		return httpapi.Options{}, fmt.Errorf("clerk verifier: %w", err)
 	}
+	readiness := &httpapi.Readiness{}
 	readiness.AddCheck(verifier.Ready)
 
 	stripe, err := checkout.NewStripeClient(checkout.StripeOptions{
@@ -59,7 +61,7 @@ func buildFeatures(ctx context.Context, cfg config.Config, log *slog.Logger, reg
 		Registerer:     reg,
 	})
 	if err != nil {
-		return httpapi.Options{}, fmt.Errorf("checkout: %w", err)
+		return httpapi.Options{}, err // already "checkout: …"
 	}
 
 	forwarder, err := forward.New(forward.Options{
@@ -74,8 +76,12 @@ func buildFeatures(ctx context.Context, cfg config.Config, log *slog.Logger, reg
 	}
 
 	return httpapi.Options{
-		Authenticate: auth.Middleware(verifier),
-		Checkout:     checkoutHandler,
+		Logger:         log,
+		Registerer:     reg,
+		Readiness:      readiness,
+		AllowedOrigins: cfg.CORSAllowedOrigins,
+		Authenticate:   auth.Middleware(verifier),
+		Checkout:       checkoutHandler,
 		Webhook: webhook.Handler(webhook.Options{
 			Secret:       cfg.StripeWebhookSecret.Value(),
 			ForwardTypes: cfg.WebhookForwardEvents,
