@@ -1,6 +1,7 @@
 package forward_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,7 +116,7 @@ func (m *memReceiver) client() *http.Client { return &http.Client{Transport: m} 
 func newForwarder(t *testing.T, opts forward.Options) (*forward.Forwarder, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	opts.Secret = cmpOr(opts.Secret, secret)
+	opts.Secret = cmp.Or(opts.Secret, secret)
 	if opts.InitialBackoff == 0 {
 		opts.InitialBackoff, opts.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
 	}
@@ -129,13 +130,6 @@ func newForwarder(t *testing.T, opts forward.Options) (*forward.Forwarder, *prom
 	}
 	t.Cleanup(f.CloseIdleConnections)
 	return f, reg
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func counter(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
