@@ -175,21 +175,14 @@ func (s *stack) record(t *testing.T) *requestlog.Record {
 	}
 }
 
-// metric returns the value of the counter (or the sample count of the histogram)
-// name with exactly the given labels, 0 when absent.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	return metricstest.Value(t, reg, name, labels)
-}
-
 func events(t *testing.T, s *stack, typ, outcome string) float64 {
 	t.Helper()
-	return metric(t, s.reg, "payments_api_webhook_events_total", map[string]string{"type": typ, "outcome": outcome})
+	return metricstest.Value(t, s.reg, "payments_api_webhook_events_total", map[string]string{"type": typ, "outcome": outcome})
 }
 
 func attempts(t *testing.T, s *stack, outcome string) float64 {
 	t.Helper()
-	return metric(t, s.reg, "payments_api_webhook_forward_attempts_total", map[string]string{"outcome": outcome})
+	return metricstest.Value(t, s.reg, "payments_api_webhook_forward_attempts_total", map[string]string{"outcome": outcome})
 }
 
 func logAttrs(rec *requestlog.Record) map[string]string {
@@ -332,7 +325,7 @@ func TestForwardsConfiguredTypes(t *testing.T) {
 			if got, want := attempts(t, s, "success"), 1.0; got != want {
 				t.Errorf("attempts{success} = %v, want %v", got, want)
 			}
-			if got, want := metric(t, s.reg, "payments_api_webhook_forward_duration_seconds", map[string]string{"outcome": "success"}), 1.0; got != want {
+			if got, want := metricstest.Value(t, s.reg, "payments_api_webhook_forward_duration_seconds", map[string]string{"outcome": "success"}), 1.0; got != want {
 				t.Errorf("forward duration observations = %v, want %v", got, want)
 			}
 		})
