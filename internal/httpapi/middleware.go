@@ -3,7 +3,6 @@ package httpapi
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -269,7 +268,8 @@ func handleMethodNotAllowed(router *mux.Router) http.Handler {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			var match mux.RouteMatch
-			if router.Match(probe, &match) && !errors.Is(match.MatchErr, mux.ErrMethodMismatch) && !errors.Is(match.MatchErr, mux.ErrNotFound) {
+			// A method mismatch also "matches", with MatchErr set.
+			if router.Match(probe, &match) && match.MatchErr == nil {
 				allowed = append(allowed, m)
 			}
 		}
