@@ -217,6 +217,9 @@ func TestCORS(t *testing.T) {
 		{"preflight origin suffix trick", http.MethodOptions, "/stripe/checkout", preflight("https://app.example.com.evil.com", "POST", ""), 403, ""},
 		{"preflight null origin", http.MethodOptions, "/stripe/checkout", preflight("null", "POST", ""), 403, ""},
 		{"preflight wrong method", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "DELETE", ""), 403, ""},
+		// gorilla's defaults would allow GET and HEAD: only POST is configured.
+		{"preflight GET", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "GET", ""), 403, ""},
+		{"preflight HEAD", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "HEAD", ""), 403, ""},
 		{"preflight extra header", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "authorization,x-evil"), 403, ""},
 		{"actual allowed", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
 		{"actual foreign", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": "https://evil.example.com"}, 200, ""},
@@ -296,6 +299,10 @@ func TestAccessLogAndMetrics(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(ts.reg, "payments_api_http_request_duration_seconds"); n != 1 {
 		t.Errorf("duration series = %d, want 1", n)
+	}
+	// Exactly route and method: Value matches the whole label set.
+	if got := metricstest.Value(t, ts.reg, "payments_api_http_request_duration_seconds", map[string]string{"route": "/stripe/checkout", "method": "POST"}); got != 1 {
+		t.Errorf("duration{route,method} observations = %v, want 1", got)
 	}
 }
 
