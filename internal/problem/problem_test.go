@@ -66,3 +66,15 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestWireNames pins the JSON member names clients read (RFC 9457 plus
+// request_id); the other tests decode into Body, whose tags define them.
+func TestWireNames(t *testing.T) {
+	ctx, _ := requestlog.New(t.Context(), "req-7")
+	w := httptest.NewRecorder()
+	Write(w, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx), New(http.StatusBadRequest, "price_id is required"))
+	want := `{"type":"about:blank","title":"Bad Request","status":400,"detail":"price_id is required","request_id":"req-7"}`
+	if got := strings.TrimSpace(w.Body.String()); got != want {
+		t.Errorf("body = %s\nwant   %s", got, want)
+	}
+}
