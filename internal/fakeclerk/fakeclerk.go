@@ -98,9 +98,6 @@ func newKey() (jwk.Key, error) {
 	return key, nil
 }
 
-// Issuer returns the iss of minted tokens.
-func (c *Clerk) Issuer() string { return c.issuer }
-
 // ServeHTTP serves the JWKS and the mint endpoints.
 func (c *Clerk) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
 
