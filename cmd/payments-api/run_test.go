@@ -152,14 +152,25 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func waitReady(t *testing.T, base string) {
+// eventually polls ok until it reports true, failing the test if it does not
+// within 10 s: a regression fails with what was awaited instead of hanging until
+// go test's own timeout.
+func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if code, _ := get(t, base+"/readyz"); code == http.StatusOK {
-			return
+	const limit = 10 * time.Second
+	for deadline := time.Now().Add(limit); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", limit, what)
 		}
 	}
-	t.Fatal("/readyz never answered 200")
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	eventually(t, "/readyz to answer 200", func() bool {
+		code, _ := get(t, base+"/readyz")
+		return code == http.StatusOK
+	})
 }
 
 func signedEvent(t *testing.T, id, typ string) ([]byte, string) {
@@ -295,34 +306,37 @@ func TestRunGracefulShutdown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		inflight <- result{status: resp.StatusCode, body: string(b)}
 	}()
-	for st.next.Requests() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
 
 	st.svc.stop() // what SIGTERM does through signal.NotifyContext
-	for {
+	eventually(t, "/readyz to answer 503 while draining", func() bool {
 		code, body := get(t, base+"/readyz")
-		if code == http.StatusServiceUnavailable {
-			if !strings.Contains(body, "draining") {
-				t.Errorf("/readyz 503 body %s does not say draining", body)
-			}
-			break
+		if code != http.StatusServiceUnavailable {
+			return false
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if !strings.Contains(body, "draining") {
+			t.Errorf("/readyz 503 body %s does not say draining", body)
+		}
+		return true
+	})
 	// Wait until Shutdown has closed the listener: from then on only in-flight
 	// requests are served.
-	for {
+	eventually(t, "Shutdown to close the listener (GET /healthz refused)", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
-			break
+			return true
 		}
 		resp.Body.Close()
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	close(release)
 
-	r := <-inflight
+	var r result
+	select {
+	case r = <-inflight:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the in-flight webhook got no answer after Next.js was released")
+	}
 	if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `"forwarded":true`) {
 		t.Fatalf("in-flight webhook: %+v, want 200 forwarded", r)
 	}
@@ -415,8 +429,9 @@ func TestRunCommands(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer notReady.Close()
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closed.Close()
+	// Nothing listens on port 1: unlike a just-closed ephemeral port, no other
+	// test can take it in the meantime.
+	const refused = "http://127.0.0.1:1/"
 
 	tests := []struct {
 		name     string
@@ -430,7 +445,7 @@ func TestRunCommands(t *testing.T) {
 		{"unknown", []string{"serve-please"}, 2, "", `unknown command "serve-please"`},
 		{"healthcheck 200", []string{"healthcheck", ok.URL}, 0, "", ""},
 		{"healthcheck 503", []string{"healthcheck", notReady.URL}, 1, "", "answered 503"},
-		{"healthcheck refused", []string{"healthcheck", closed.URL}, 1, "", "connection refused"},
+		{"healthcheck refused", []string{"healthcheck", refused}, 1, "", "connection refused"},
 		{"healthcheck bad URL", []string{"healthcheck", "::nope"}, 1, "", "invalid URL"},
 		{"healthcheck two URLs", []string{"healthcheck", ok.URL, ok.URL}, 2, "", "at most one URL"},
 	}
@@ -516,8 +531,13 @@ func TestRunTextLogsAndMetricsOff(t *testing.T) {
 	}()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run = %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run = %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return after its context ended")
 		}
 	}()
 
