@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/problem"
 )
 
@@ -19,8 +18,7 @@ import (
 const (
 	MaxBodyBytes          = 16 << 10
 	MaxQuantity           = 100
-	maxURLLength          = 2048 // far beyond any real return URL; Stripe's own limit is 5000
-	maxIdempotencyKeyLen  = 255  // Stripe's limit
+	maxIdempotencyKeyLen  = 255 // Stripe's limit
 	maxEchoedFieldNameLen = 64
 )
 
@@ -143,68 +141,19 @@ func printableASCII(s string) bool {
 	return true
 }
 
-// origins is a set of allowed web origins, normalised by origin.
-type origins map[string]struct{}
+// origins is the set of origins that return URLs may point to. The rule
+// itself lives in package origin, shared with the configuration, so that a
+// URL the configuration accepts is never refused here at start-up.
+type origins struct{ origin.Set }
 
 func newOrigins(list []string) (origins, error) {
-	o := make(origins, len(list))
-	for _, s := range list {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("checkout: allowed origin %q is not an http(s) origin like https://example.com", s)
-		}
-		o[origin(u)] = struct{}{}
-	}
-	if len(o) == 0 {
-		return nil, errors.New("checkout: no allowed origins")
-	}
-	return o, nil
-}
-
-// origin returns scheme://host[:port] of u, lowercased, without a default port,
-// so that https://App.example.com:443 and https://app.example.com are one origin.
-func origin(u *url.URL) string {
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
-		port = ""
-	}
-	if port != "" {
-		return u.Scheme + "://" + net.JoinHostPort(host, port)
-	}
-	if strings.Contains(host, ":") {
-		return u.Scheme + "://[" + host + "]"
-	}
-	return u.Scheme + "://" + host
-}
-
-// check returns nil when raw is an absolute http(s) URL on an allowed origin.
-// The URL is used verbatim afterwards, so Stripe's {CHECKOUT_SESSION_ID}
-// template keeps its braces.
-func (o origins) check(raw string) error {
-	if raw == "" || len(raw) > maxURLLength {
-		return errors.New("empty or too long")
-	}
-	// Spaces, control characters and backslashes are where URL parsers disagree
-	// (a browser reads https://good\@evil as host evil): refuse them outright,
-	// and non-ASCII too, which a browser would have percent-encoded.
-	for i := 0; i < len(raw); i++ {
-		if c := raw[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return errors.New("space, control, backslash or non-ASCII character")
-		}
-	}
-	u, err := url.Parse(raw)
+	s, err := origin.NewSet(list)
 	if err != nil {
-		return err
+		return origins{}, fmt.Errorf("checkout: allowed origins: %w", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("not an absolute http(s) URL")
-	}
-	if u.Opaque != "" || u.Host == "" || u.User != nil {
-		return errors.New("opaque, host-less or with user info")
-	}
-	if _, ok := o[origin(u)]; !ok {
-		return errors.New("origin not allowed")
-	}
-	return nil
+	return origins{s}, nil
 }
+
+// check returns nil when raw is an absolute http(s) URL on an allowed origin;
+// see origin.Set.CheckReturnURL. Its error is for the log, not the client.
+func (o origins) check(raw string) error { return o.CheckReturnURL(raw) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/payments-api/internal/auth"
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // TestBadRequests sends every kind of bad input through the handler. Its Stripe
@@ -84,7 +85,7 @@ func TestBadRequests(t *testing.T) {
 		{"success_url newline", json, withURL("success_url", "https://app.example.com/a\nb"), nil, 400, "success_url"},
 		{"success_url tab in host", json, withURL("success_url", "https://app.example\t.com/"), nil, 400, "success_url"},
 		{"success_url non-ASCII host", json, withURL("success_url", "https://аpp.example.com/"), nil, 400, "success_url"},
-		{"success_url too long", json, withURL("success_url", "https://app.example.com/"+strings.Repeat("a", maxURLLength)), nil, 400, "success_url"},
+		{"success_url too long", json, withURL("success_url", "https://app.example.com/"+strings.Repeat("a", origin.MaxURLLength)), nil, 400, "success_url"},
 		{"cancel_url other host", json, withURL("cancel_url", "https://evil.example/"), nil, 400, "cancel_url must be an absolute http(s) URL on an allowed origin"},
 		{"cancel_url javascript", json, withURL("cancel_url", "javascript:alert(1)"), nil, 400, "cancel_url"},
 		{"idempotency key empty", json, `{` + price + `}`, http.Header{"Idempotency-Key": {""}}, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters"},

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // Defaults of the variables that have one and do not derive from another.
@@ -126,15 +128,19 @@ func Load(getenv func(string) string) (Config, error) {
 
 	// Variables whose default derives from FRONTEND_URL are left unchecked when
 	// it is invalid and they are unset: its own problem line says it all.
-	frontend, frontendURL := l.url("FRONTEND_URL", DefaultFrontendURL)
+	// FRONTEND_URL is held to the return-URL rule because the default return
+	// URLs extend it: a problem in it is reported once, under its own name.
+	frontend, frontendURL := l.browserURL("FRONTEND_URL", DefaultFrontendURL)
 	c.FrontendURL = strings.TrimSuffix(frontend, "/")
 	frontendOK := frontendURL != nil
 	defaultOrigin := ""
 	if frontendOK {
-		defaultOrigin = originOf(frontendURL)
+		defaultOrigin = origin.Of(frontendURL)
 	}
+	var allowed origin.Set
 	if frontendOK || l.get("CORS_ALLOWED_ORIGINS", "") != "" {
-		c.CORSAllowedOrigins = l.origins("CORS_ALLOWED_ORIGINS", defaultOrigin)
+		allowed = l.origins("CORS_ALLOWED_ORIGINS", defaultOrigin)
+		c.CORSAllowedOrigins = allowed.List()
 	}
 
 	c.ClerkIssuer = l.clerkURL("CLERK_ISSUER", "")
@@ -164,8 +170,8 @@ func Load(getenv func(string) string) (Config, error) {
 		successDefault = c.FrontendURL + "/checkout/success?session_id={CHECKOUT_SESSION_ID}"
 		cancelDefault = c.FrontendURL + "/pricing"
 	}
-	c.CheckoutSuccessURL = l.returnURL("CHECKOUT_SUCCESS_URL", successDefault, c.CORSAllowedOrigins)
-	c.CheckoutCancelURL = l.returnURL("CHECKOUT_CANCEL_URL", cancelDefault, c.CORSAllowedOrigins)
+	c.CheckoutSuccessURL = l.returnURL("CHECKOUT_SUCCESS_URL", successDefault, allowed)
+	c.CheckoutCancelURL = l.returnURL("CHECKOUT_CANCEL_URL", cancelDefault, allowed)
 	c.CheckoutRateLimit = l.rate("CHECKOUT_RATE_LIMIT", DefaultRateLimit)
 
 	c.NextJSWebhookURL = l.urlValue("NEXTJS_WEBHOOK_URL", DefaultNextJSURL)
@@ -352,32 +358,42 @@ func (l *loader) urlValue(name, def string) string {
 	return v
 }
 
+// browserURL reads a URL a browser is sent to, under origin.ParseURL, the
+// rule the checkout endpoint applies, plus this package's refusal of a
+// fragment. Unset (with no default) or invalid, it returns nil; an invalid one
+// is reported.
+func (l *loader) browserURL(name, def string) (string, *url.URL) {
+	v := l.get(name, def)
+	if v == "" {
+		return "", nil
+	}
+	u, err := origin.ParseURL(v)
+	if err == nil && u.Fragment != "" {
+		err = errors.New("must not contain a fragment")
+	}
+	if err != nil {
+		l.fail(name, "%v", err)
+		return "", nil
+	}
+	return v, u
+}
+
 // returnURL is where Stripe sends the browser back to: it must be on one of the
 // allowed origins, the same rule the checkout endpoint applies to URLs a client
-// sends, so that no configuration turns the service into an open redirect.
-func (l *loader) returnURL(name, def string, origins []string) string {
-	v, u := l.url(name, def)
-	if u == nil || len(origins) == 0 {
+// sends and to these at start-up, so that no configuration turns the service
+// into an open redirect or passes here only to be refused there. With no
+// allowed origins (their variable is invalid and reported), only the URL's
+// form is checked.
+func (l *loader) returnURL(name, def string, allowed origin.Set) string {
+	v, u := l.browserURL(name, def)
+	if u == nil || allowed.Len() == 0 {
 		return v
 	}
-	if origin := originOf(u); !slices.Contains(origins, origin) {
-		l.fail(name, "must be on an origin listed in CORS_ALLOWED_ORIGINS (%s is not)", origin)
+	if !allowed.Allows(u) {
+		l.fail(name, "must be on an origin listed in CORS_ALLOWED_ORIGINS (%s is not)", origin.Of(u))
 		return ""
 	}
 	return v
-}
-
-// originOf returns u's origin as a browser sends it in the Origin header:
-// lower case, without a default port.
-func originOf(u *url.URL) string {
-	host := strings.ToLower(u.Host)
-	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
-		host = strings.ToLower(u.Hostname())
-		if strings.Contains(host, ":") { // IPv6 literal
-			host = "[" + host + "]"
-		}
-	}
-	return strings.ToLower(u.Scheme) + "://" + host
 }
 
 // clerkURL is a URL that must be https, except on a loopback host where local
@@ -403,32 +419,14 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (l *loader) origins(name, def string) []string {
-	raw := l.list(name, def)
-	if len(raw) == 0 {
-		l.fail(name, "must list at least one origin")
-		return nil
+// origins reads a list of exact origins; see origin.Parse. An invalid list is
+// reported and gives the zero Set.
+func (l *loader) origins(name, def string) origin.Set {
+	set, err := origin.NewSet(l.list(name, def))
+	if err != nil {
+		l.fail(name, "%v", err)
 	}
-	var out []string
-	for _, o := range raw {
-		if o == "*" || strings.Contains(o, "*") {
-			l.fail(name, "wildcards are refused: list each exact origin (e.g. https://app.example.com)")
-			return nil
-		}
-		u, msg := parseHTTPURL(o)
-		if msg == "" && (strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "") {
-			msg = "must be an origin (scheme://host[:port]) without path or query"
-		}
-		if msg != "" {
-			l.fail(name, "%q %s", o, msg)
-			return nil
-		}
-		origin := originOf(u)
-		if !slices.Contains(out, origin) {
-			out = append(out, origin)
-		}
-	}
-	return out
+	return set
 }
 
 func (l *loader) list(name, def string) []string {

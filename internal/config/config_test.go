@@ -208,12 +208,16 @@ func TestLoadProblems(t *testing.T) {
 		{"FRONTEND_URL", "localhost:3000", "http:// or https://"},
 		{"FRONTEND_URL", "ftp://example.com", "http:// or https://"},
 		{"FRONTEND_URL", "https://user:pw@example.com", "credentials"},
+		// The default return URLs extend FRONTEND_URL: its problem is its own
+		// line, not one for each of them.
+		{"FRONTEND_URL", "https://app.example.com/café", "non-ASCII"},
 		{"CORS_ALLOWED_ORIGINS", "*", "wildcards are refused"},
 		{"CORS_ALLOWED_ORIGINS", "https://a.example.com,*", "wildcards are refused"},
 		{"CORS_ALLOWED_ORIGINS", "https://*.example.com", "wildcards are refused"},
 		{"CORS_ALLOWED_ORIGINS", "https://app.example.com/path", "without path"},
 		{"CORS_ALLOWED_ORIGINS", "app.example.com", "http:// or https://"},
 		{"CORS_ALLOWED_ORIGINS", " , ", "at least one origin"},
+		{"CORS_ALLOWED_ORIGINS", "https://аpp.example.com", "non-ASCII"}, // Cyrillic а: browsers send the xn-- form
 		{"CLERK_ISSUER", "", "is required"},
 		{"CLERK_ISSUER", "http://clerk.example.com", "must use https"},
 		{"CLERK_ISSUER", "https://clerk.example.com/", "must not end with /"},
@@ -242,6 +246,12 @@ func TestLoadProblems(t *testing.T) {
 		{"CHECKOUT_CANCEL_URL", "javascript:alert(1)", "http:// or https://"},
 		{"CHECKOUT_SUCCESS_URL", "https://evil.example.com/thanks", "must be on an origin listed in CORS_ALLOWED_ORIGINS"},
 		{"CHECKOUT_CANCEL_URL", "http://localhost:3001/pricing", "must be on an origin listed in CORS_ALLOWED_ORIGINS"},
+		// The checkout handler refuses these as return URLs; configuration must
+		// refuse them too, or the process would start and then exit 1.
+		{"CHECKOUT_SUCCESS_URL", "http://localhost:3000/café", "non-ASCII"},
+		{"CHECKOUT_SUCCESS_URL", `http://localhost:3000/checkout\success`, "backslash"},
+		{"CHECKOUT_CANCEL_URL", "http://localhost:3000/précis", "non-ASCII"},
+		{"CHECKOUT_CANCEL_URL", `http://localhost:3000/pricing\x`, "backslash"},
 		{"CHECKOUT_RATE_LIMIT", "10", "not a rate"},
 		{"CHECKOUT_RATE_LIMIT", "10/d", "not a rate"},
 		{"CHECKOUT_RATE_LIMIT", "-1/m", "not a rate"},
