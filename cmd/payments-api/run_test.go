@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,17 @@ func (b *syncBuffer) logLine(msg string) map[string]any {
 	for _, l := range strings.Split(b.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
+}
+
+// requestLine returns the first access-log line ("request") for route.
+func (b *syncBuffer) requestLine(route string) map[string]any {
+	for _, l := range strings.Split(b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["route"] == route {
 			return m
 		}
 	}
@@ -354,6 +366,170 @@ func TestRunGracefulShutdown(t *testing.T) {
 	}
 	if st.svc.stdout.logLine("stopped") == nil {
 		t.Errorf("no 'stopped' log line:\n%s", st.svc.stdout)
+	}
+}
+
+// TestRunShutdownTimeoutCutsInFlight proves SHUTDOWN_TIMEOUT reaches the
+// shutdown: a webhook whose forward hangs is cut once the configured 200ms are
+// up (not the 20 s default), run reports it with exit code 1 and says so in the
+// log, and the client's request fails rather than being acknowledged.
+func TestRunShutdownTimeoutCutsInFlight(t *testing.T) {
+	release := make(chan struct{})
+	st := startStack(t, map[string]string{"SHUTDOWN_TIMEOUT": "200ms"},
+		fakenext.WithDelay(func(n int) time.Duration { <-release; return 0 }))
+	// Registered after startStack's cleanups, so it runs before them: the
+	// stand-in's server can only close once its handler is released.
+	t.Cleanup(func() { close(release) })
+	base := st.svc.url
+	waitReady(t, base)
+
+	body, sig := signedEvent(t, "evt_cut", "checkout.session.completed")
+	inflight := make(chan error, 1)
+	go func() {
+		resp, err := postWebhook(context.Background(), base, body, sig)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				err = fmt.Errorf("answered %d", resp.StatusCode)
+			}
+		}
+		inflight <- err
+	}()
+	eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
+
+	st.svc.stop() // what SIGTERM does through signal.NotifyContext
+	select {
+	case err := <-st.svc.done:
+		var exit exitError
+		if !errors.As(err, &exit) || exit.code != 1 {
+			t.Errorf("run = %v, want exit code 1 for requests cut at SHUTDOWN_TIMEOUT", err)
+		}
+		st.svc.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return within 10s although SHUTDOWN_TIMEOUT is 200ms")
+	}
+	if line := st.svc.stdout.logLine("shutdown: requests still running at SHUTDOWN_TIMEOUT were cut"); line == nil || line["level"] != "ERROR" {
+		t.Errorf("no ERROR line saying requests were cut at SHUTDOWN_TIMEOUT (got %v):\n%s", line, st.svc.stdout)
+	}
+	if st.svc.stdout.logLine("stopped") != nil {
+		t.Errorf("a 'stopped' line after a shutdown that cut requests:\n%s", st.svc.stdout)
+	}
+	select {
+	case err := <-inflight:
+		if err == nil || strings.HasPrefix(err.Error(), "answered") {
+			t.Errorf("the cut webhook: %v, want the connection closed without an answer", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cut webhook's client is still waiting after run returned")
+	}
+	if got := st.next.Processed(); len(got) != 0 {
+		t.Errorf("Next.js processed %+v before it was released", got)
+	}
+}
+
+// TestRunCheckoutRateLimit proves CHECKOUT_RATE_LIMIT reaches checkout as N
+// per user per period: with 2/h a user's third attempt is refused with
+// Retry-After of about half an hour (one token every 1h/2), and another user is
+// not limited. The limiter runs before the content type is checked, so the
+// requests are sent as text/plain and answered 415 without calling Stripe.
+func TestRunCheckoutRateLimit(t *testing.T) {
+	st := startStack(t, map[string]string{"CHECKOUT_RATE_LIMIT": "2/h"})
+	base := st.svc.url
+	waitReady(t, base)
+
+	checkout := func(user string) *http.Response {
+		t.Helper()
+		token, err := st.clerk.Mint(fakeclerk.Token{Subject: user, AuthorizedParty: testOrigin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader("price please"))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", testOrigin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+
+	first := time.Now()
+	for i := 1; i <= 2; i++ {
+		if resp := checkout("user_limited"); resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Fatalf("attempt %d = %d, want 415 (within the limit, refused for its content type)", i, resp.StatusCode)
+		}
+	}
+	resp := checkout("user_limited")
+	elapsed := time.Since(first)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("attempt 3 = %d, want 429 with CHECKOUT_RATE_LIMIT=2/h", resp.StatusCode)
+	}
+	// The bucket refills one token every 1h/2 from the first attempt on, so the
+	// third attempt waits 1h/2 minus the time since the first, rounded up.
+	interval := time.Hour / 2
+	hi := int(interval.Seconds())
+	lo := int((interval - elapsed).Seconds())
+	if got, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || got < lo || got > hi {
+		t.Errorf("Retry-After = %q, want %d..%d seconds (1h/2 minus the %s since the first attempt)",
+			resp.Header.Get("Retry-After"), lo, hi, elapsed.Round(time.Millisecond))
+	}
+
+	if resp := checkout("user_other"); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("another user's first attempt = %d, want 415: the limit is per user", resp.StatusCode)
+	}
+}
+
+// TestRunForwardTimeout proves FORWARD_TIMEOUT reaches the forwarder: with a
+// Next.js that always answers 500 and a 300ms budget, the webhook gives up and
+// answers 502 long before either the 10 s default or startStack's own 5s budget
+// could end. Either of those ends no earlier than its budget minus the 2 s
+// maximum backoff (3 s), so the loose 2.5 s bound below tells them apart
+// without being a speed target.
+func TestRunForwardTimeout(t *testing.T) {
+	st := startStack(t, map[string]string{"FORWARD_TIMEOUT": "300ms"},
+		fakenext.WithRespond(func(int) int { return http.StatusInternalServerError }))
+	base := st.svc.url
+	waitReady(t, base)
+
+	body, sig := signedEvent(t, "evt_budget", "checkout.session.completed")
+	start := time.Now()
+	resp, err := postWebhook(context.Background(), base, body, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	elapsed := time.Since(start)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("webhook with Next.js failing = %d, want 502", resp.StatusCode)
+	}
+	const bound = 2500 * time.Millisecond
+	if elapsed >= bound {
+		t.Errorf("the failed forward took %s, want under %s: the 300ms FORWARD_TIMEOUT was not the budget", elapsed.Round(time.Millisecond), bound)
+	}
+
+	var line map[string]any
+	eventually(t, "the webhook's access-log line", func() bool {
+		line = st.svc.stdout.requestLine("/stripe/webhook")
+		return line != nil
+	})
+	attempts, _ := line["forward_attempts"].(float64)
+	duration, _ := line["duration_ms"].(float64)
+	if line["status"] != float64(http.StatusBadGateway) || line["webhook_outcome"] != "forward_failed" || attempts < 1 {
+		t.Errorf("webhook log line %v, want status 502, webhook_outcome forward_failed and forward_attempts >= 1", line)
+	}
+	if duration >= float64(bound.Milliseconds()) {
+		t.Errorf("webhook log line duration_ms = %v, want under %d: the 300ms FORWARD_TIMEOUT was not the budget", duration, bound.Milliseconds())
+	}
+	if got := st.next.Requests(); got < 1 || got > int(attempts) {
+		t.Errorf("Next.js got %d requests, want 1..%v (the logged forward_attempts)", got, attempts)
+	}
+	if got := st.next.Processed(); len(got) != 0 {
+		t.Errorf("Next.js processed %+v although it answered 500", got)
 	}
 }
 
