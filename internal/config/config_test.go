@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -163,6 +164,93 @@ func TestLoadOverrides(t *testing.T) {
 	checkFields(t, checks)
 	if _, err := ParseRSAPublicKey(c.ClerkJWTKey.Value()); err != nil {
 		t.Errorf("CLERK_JWT_KEY with literal \\n was not restored to a PEM: %v", err)
+	}
+}
+
+// TestLoadDerivedDefaults pins the defaults that come from another variable:
+// CLERK_AUTHORIZED_PARTIES from CORS_ALLOWED_ORIGINS (every origin listed, not
+// just FRONTEND_URL's), the return URLs from FRONTEND_URL, CLERK_JWKS_URL from
+// CLERK_ISSUER.
+func TestLoadDerivedDefaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		env    map[string]string
+		fields func(Config) []field
+	}{
+		{
+			name: "parties from a CORS list wider than FRONTEND_URL",
+			env: map[string]string{
+				"FRONTEND_URL":         "https://app.example.com",
+				"CORS_ALLOWED_ORIGINS": "https://app.example.com,https://admin.example.com",
+				"CLERK_ISSUER":         "https://clerk.shop.example.com",
+			},
+			fields: func(c Config) []field {
+				return []field{
+					{"CORSAllowedOrigins", c.CORSAllowedOrigins, []string{"https://app.example.com", "https://admin.example.com"}},
+					{"ClerkAuthorizedParties", c.ClerkAuthorizedParties, []string{"https://app.example.com", "https://admin.example.com"}},
+					{"ClerkJWKSURL", c.ClerkJWKSURL, "https://clerk.shop.example.com/.well-known/jwks.json"},
+					{"CheckoutSuccessURL", c.CheckoutSuccessURL, "https://app.example.com/checkout/success?session_id={CHECKOUT_SESSION_ID}"},
+					{"CheckoutCancelURL", c.CheckoutCancelURL, "https://app.example.com/pricing"},
+				}
+			},
+		},
+		{
+			name: "everything from a FRONTEND_URL with a path and a trailing slash",
+			env: map[string]string{
+				"FRONTEND_URL": "https://www.example.com/shop/",
+				"CLERK_ISSUER": "http://127.0.0.1:9999",
+			},
+			fields: func(c Config) []field {
+				return []field{
+					{"FrontendURL", c.FrontendURL, "https://www.example.com/shop"},
+					{"CORSAllowedOrigins", c.CORSAllowedOrigins, []string{"https://www.example.com"}},
+					{"ClerkAuthorizedParties", c.ClerkAuthorizedParties, []string{"https://www.example.com"}},
+					{"ClerkJWKSURL", c.ClerkJWKSURL, "http://127.0.0.1:9999/.well-known/jwks.json"},
+					{"CheckoutSuccessURL", c.CheckoutSuccessURL, "https://www.example.com/shop/checkout/success?session_id={CHECKOUT_SESSION_ID}"},
+					{"CheckoutCancelURL", c.CheckoutCancelURL, "https://www.example.com/shop/pricing"},
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := baseEnv()
+			maps.Copy(env, tt.env)
+			c, err := Load(getenv(env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			checkFields(t, tt.fields(c))
+		})
+	}
+}
+
+// TestLoadLogSettings pins every LOG_LEVEL and LOG_FORMAT the contract lists.
+func TestLoadLogSettings(t *testing.T) {
+	tests := []struct {
+		level  string
+		want   slog.Level
+		format string
+	}{
+		{"debug", slog.LevelDebug, "json"},
+		{"info", slog.LevelInfo, "text"},
+		{"warn", slog.LevelWarn, "json"},
+		{"error", slog.LevelError, "text"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.level+","+tt.format, func(t *testing.T) {
+			env := baseEnv()
+			env["LOG_LEVEL"] = tt.level
+			env["LOG_FORMAT"] = tt.format
+			c, err := Load(getenv(env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			checkFields(t, []field{
+				{"LogLevel", c.LogLevel, tt.want},
+				{"LogFormat", c.LogFormat, tt.format},
+			})
+		})
 	}
 }
 
