@@ -5,18 +5,25 @@ import (
 	"errors"
 	"html/template"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/metricstest"
 )
 
 // browserPriceID is the price stripe-mock knows, as configured by startStack.
@@ -219,39 +226,22 @@ func (b *browser) load(t *testing.T, p *page) browserResult {
 	}
 }
 
-// sum adds up the samples of a counter in a Prometheus text exposition whose
-// labels include want; no such sample counts as 0.
-func sum(t *testing.T, exposition, name string, want map[string]string) float64 {
+// scrape reads the service's /metrics once and returns it as a Gatherer for
+// metricstest.
+func scrape(t *testing.T, st *stack) prometheus.Gatherer {
 	t.Helper()
-	var total float64
-	for _, line := range strings.Split(exposition, "\n") {
-		rest, ok := strings.CutPrefix(line, name+"{")
-		if !ok {
-			continue
-		}
-		labelText, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			t.Fatalf("unparsable sample %q", line)
-		}
-		labels := map[string]string{}
-		for _, pair := range strings.Split(labelText, ",") {
-			k, v, _ := strings.Cut(pair, "=")
-			labels[k] = strings.Trim(v, `"`)
-		}
-		match := true
-		for k, v := range want {
-			match = match && labels[k] == v
-		}
-		if !match {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			t.Fatalf("unparsable sample %q: %v", line, err)
-		}
-		total += f
+	code, m := get(t, st.svc.metricsURL+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
 	}
-	return total
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(m))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return slices.Collect(maps.Values(families)), nil
+	})
 }
 
 // checkoutCounts are the service's own counts of what reached it on
@@ -262,17 +252,14 @@ type checkoutCounts struct {
 
 func readCheckoutCounts(t *testing.T, st *stack) checkoutCounts {
 	t.Helper()
-	code, m := get(t, st.svc.metricsURL+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics = %d", code)
-	}
+	g := scrape(t, st)
 	const requests = "payments_api_http_requests_total"
 	route := "/stripe/checkout"
 	return checkoutCounts{
-		preflights:        sum(t, m, requests, map[string]string{"route": route, "method": http.MethodOptions}),
-		preflightsRefused: sum(t, m, requests, map[string]string{"route": route, "method": http.MethodOptions, "code": "403"}),
-		posts:             sum(t, m, requests, map[string]string{"route": route, "method": http.MethodPost}),
-		created:           sum(t, m, "payments_api_checkout_sessions_total", map[string]string{"outcome": "created"}),
+		preflights:        metricstest.Sum(t, g, requests, map[string]string{"route": route, "method": http.MethodOptions}),
+		preflightsRefused: metricstest.Sum(t, g, requests, map[string]string{"route": route, "method": http.MethodOptions, "code": "403"}),
+		posts:             metricstest.Sum(t, g, requests, map[string]string{"route": route, "method": http.MethodPost}),
+		created:           metricstest.Sum(t, g, "payments_api_checkout_sessions_total", map[string]string{"outcome": "created"}),
 	}
 }
 
