@@ -674,8 +674,9 @@ func TestHealthcheckGivesUp(t *testing.T) {
 }
 
 // TestRunTextLogsAndMetricsOff covers two settings the JSON tests do not:
-// LOG_FORMAT=text with LOG_LEVEL=debug (health probes are logged at debug), and
-// METRICS_ADDR=off, which must leave the default metrics port unbound.
+// LOG_FORMAT=text at the default level (a health probe gets its access-log
+// line like every request), and METRICS_ADDR=off, which must leave the default
+// metrics port unbound.
 func TestRunTextLogsAndMetricsOff(t *testing.T) {
 	probe, err := net.Listen("tcp", ":9090")
 	if err != nil {
@@ -691,7 +692,6 @@ func TestRunTextLogsAndMetricsOff(t *testing.T) {
 		"LISTEN_ADDR":           "127.0.0.1:0",
 		"METRICS_ADDR":          "off",
 		"LOG_FORMAT":            "text",
-		"LOG_LEVEL":             "debug",
 		"CLERK_ISSUER":          "https://clerk.example.com",
 		"CLERK_JWT_KEY":         clerk.PublicKeyPEM(),
 		"STRIPE_SECRET_KEY":     "sk_test_abc",
@@ -737,10 +737,10 @@ func TestRunTextLogsAndMetricsOff(t *testing.T) {
 	if code, _ := get(t, "http://"+m[1]+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz = %d", code)
 	}
-	probeLine := regexp.MustCompile(`level=DEBUG msg=request request_id=\S+ method=GET route=/healthz path=/healthz status=200 duration_ms=`)
+	probeLine := regexp.MustCompile(`level=INFO msg=request request_id=\S+ method=GET route=/healthz path=/healthz status=200 duration_ms=`)
 	for deadline := time.Now().Add(5 * time.Second); !probeLine.MatchString(stdout.String()); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no debug text line for the probe:\n%s", stdout)
+			t.Fatalf("no text access-log line for the probe:\n%s", stdout)
 		}
 	}
 	if strings.Contains(stdout.String(), `{"`) {

@@ -103,9 +103,9 @@ func methodLabel(m string) string {
 	return "OTHER"
 }
 
-// logAndMeasure writes one access-log line per request and records the request
-// metrics. Health probes are logged at debug level: the kubelet calls them every
-// few seconds and they would drown the lines that matter.
+// logAndMeasure writes one access-log line per request, health probes included
+// (the contract says every request; filter on route to hide them), and records
+// the request metrics.
 func logAndMeasure(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := requestlog.From(r.Context())
@@ -122,11 +122,8 @@ func logAndMeasure(log *slog.Logger, m *httpMetrics, next http.Handler) http.Han
 		m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 
 		level := slog.LevelInfo
-		switch {
-		case snoop.Code >= 500:
+		if snoop.Code >= 500 {
 			level = slog.LevelError
-		case route == "/healthz" || route == "/readyz":
-			level = slog.LevelDebug
 		}
 		if !log.Enabled(r.Context(), level) {
 			return
