@@ -218,14 +218,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader(`{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", testOrigin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postCheckout(t, base, token, "application/json", `{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`)
 	var session struct {
 		SessionID string `json:"session_id"`
 		URL       string `json:"url"`
@@ -444,14 +437,7 @@ func TestRunCheckoutRateLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader("price please"))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("Origin", testOrigin)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postCheckout(t, base, token, "text/plain", "price please")
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp
@@ -774,4 +760,22 @@ func TestHealthcheckDefaultURL(t *testing.T) {
 	if len(paths) != 1 || paths[0] != "/readyz" {
 		t.Errorf("requests = %v, want one GET /readyz", paths)
 	}
+}
+
+// postCheckout sends POST /stripe/checkout as the frontend does, with token as
+// the bearer; the caller closes the body.
+func postCheckout(t *testing.T, base, token, contentType, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Origin", testOrigin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
