@@ -26,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/acme/payments-api/internal/auth"
+	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 )
@@ -84,7 +85,7 @@ type handler struct {
 	stripe     Stripe
 	prices     *priceCache
 	priceIDs   map[string]struct{}
-	origins    origins
+	origins    origin.Set // the rule is shared with the configuration
 	successURL string
 	cancelURL  string
 	limiter    *userLimiter // nil: no limit
@@ -125,13 +126,13 @@ func newHandler(o Options) (*handler, error) {
 		h.priceIDs[id] = struct{}{}
 	}
 	var err error
-	if h.origins, err = newOrigins(o.AllowedOrigins); err != nil {
-		return nil, err
+	if h.origins, err = origin.NewSet(o.AllowedOrigins); err != nil {
+		return nil, fmt.Errorf("checkout: allowed origins: %w", err)
 	}
-	if err := h.origins.check(o.SuccessURL); err != nil {
+	if err := h.origins.CheckReturnURL(o.SuccessURL); err != nil {
 		return nil, fmt.Errorf("checkout: success URL %q: %v", o.SuccessURL, err)
 	}
-	if err := h.origins.check(o.CancelURL); err != nil {
+	if err := h.origins.CheckReturnURL(o.CancelURL); err != nil {
 		return nil, fmt.Errorf("checkout: cancel URL %q: %v", o.CancelURL, err)
 	}
 	if h.now == nil {
@@ -288,13 +289,13 @@ func (h *handler) validate(req request, id auth.Identity) (SessionParams, error)
 		p.Quantity = *req.Quantity
 	}
 	if req.SuccessURL != nil {
-		if err := h.origins.check(*req.SuccessURL); err != nil {
+		if err := h.origins.CheckReturnURL(*req.SuccessURL); err != nil {
 			return SessionParams{}, problem.Wrap(http.StatusBadRequest, "success_url must be an absolute http(s) URL on an allowed origin.", err)
 		}
 		p.SuccessURL = *req.SuccessURL
 	}
 	if req.CancelURL != nil {
-		if err := h.origins.check(*req.CancelURL); err != nil {
+		if err := h.origins.CheckReturnURL(*req.CancelURL); err != nil {
 			return SessionParams{}, problem.Wrap(http.StatusBadRequest, "cancel_url must be an absolute http(s) URL on an allowed origin.", err)
 		}
 		p.CancelURL = *req.CancelURL

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/problem"
 )
 
@@ -140,20 +139,3 @@ func printableASCII(s string) bool {
 	}
 	return true
 }
-
-// origins is the set of origins that return URLs may point to. The rule
-// itself lives in package origin, shared with the configuration, so that a
-// URL the configuration accepts is never refused here at start-up.
-type origins struct{ origin.Set }
-
-func newOrigins(list []string) (origins, error) {
-	s, err := origin.NewSet(list)
-	if err != nil {
-		return origins{}, fmt.Errorf("checkout: allowed origins: %w", err)
-	}
-	return origins{s}, nil
-}
-
-// check returns nil when raw is an absolute http(s) URL on an allowed origin;
-// see origin.Set.CheckReturnURL. Its error is for the log, not the client.
-func (o origins) check(raw string) error { return o.CheckReturnURL(raw) }

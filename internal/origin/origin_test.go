@@ -139,7 +139,9 @@ func TestCheckReturnURL(t *testing.T) {
 		{"https://app.example.com:443/x?session_id={CHECKOUT_SESSION_ID}", ""},
 		{"http://localhost:3000", ""},
 		{"http://[::1]:8080/x", ""},
+		{"https://app.example.com#frag", ""}, // checkout lets a client's URL carry one
 		{"http://localhost/x", "(http://localhost is not)"},
+		{"http://[::1]/x", "(http://[::1] is not)"},
 		{"http://localhost:3001/x", "allowed origin"},
 		{"https://localhost:3000/x", "allowed origin"},
 		{"http://127.0.0.1:3000/x", "allowed origin"},
