@@ -335,4 +335,3 @@ func TestCustomersDatabaseDown(t *testing.T) {
 		t.Error("SaveCustomer succeeded without a database")
 	}
 }
-
