@@ -107,11 +107,7 @@ func replica(t *testing.T, url string, n *next, opts delivery.Options) *env {
 // newEnv builds a queue without starting it.
 func newEnv(t *testing.T, url string, n *next, opts delivery.Options) *env {
 	t.Helper()
-	pool, err := postgres.Open(testCtx(t), url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := openPool(t, url)
 	e := &env{pool: pool, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	if n != nil && opts.Forwarder == nil {
 		opts.Forwarder = forwarder(t, n, 5*time.Second)
@@ -130,6 +126,17 @@ func newEnv(t *testing.T, url string, n *next, opts delivery.Options) *env {
 	}
 	e.q = q
 	return e
+}
+
+// openPool opens a pool on url, closed when tb ends.
+func openPool(tb testing.TB, url string) *pgxpool.Pool {
+	tb.Helper()
+	pool, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
 }
 
 // forwarder is the real forwarder to n, with the given timeout per attempt.
