@@ -124,17 +124,25 @@ func TestRescueDeadReplica(t *testing.T) {
 	}
 }
 
+// migratedCluster starts a cluster of the test's own, to kill and restart,
+// and migrates its postgres database, whose URL it returns.
+func migratedCluster(t *testing.T) (*pgtest.Cluster, string) {
+	t.Helper()
+	c := pgtest.Start(t)
+	url := c.URL("postgres")
+	if err := migrate(testCtx(t), url); err != nil {
+		t.Fatal(err)
+	}
+	return c, url
+}
+
 // TestDatabaseRestartMidTraffic: events keep arriving while the database is
 // killed and restarted. Every event Enqueue acknowledged is delivered once the
 // database is back; those refused meanwhile were never acknowledged (Stripe
 // redelivers them).
 func TestDatabaseRestartMidTraffic(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t)
-	url := c.URL("postgres")
-	if err := migrate(testCtx(t), url); err != nil {
-		t.Fatal(err)
-	}
+	c, url := migratedCluster(t)
 	// Next.js takes 50 ms an event and two workers deliver: events are still
 	// pending, some in flight, when the database dies.
 	n := newNext(t, fakenext.WithDelay(func(int) time.Duration { return 50 * time.Millisecond }))
@@ -200,11 +208,7 @@ func TestDatabaseRestartMidTraffic(t *testing.T) {
 // caller's bound instead of hanging the webhook.
 func TestEnqueueDatabaseDown(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t)
-	url := c.URL("postgres")
-	if err := migrate(testCtx(t), url); err != nil {
-		t.Fatal(err)
-	}
+	c, url := migratedCluster(t)
 	e := replica(t, url, newNext(t), delivery.Options{})
 	c.Kill(t)
 	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)

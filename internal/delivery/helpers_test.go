@@ -1,12 +1,12 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,7 +82,7 @@ type env struct {
 	q    *delivery.Queue
 	pool *pgxpool.Pool
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *logRecorder
 }
 
 // replica builds and starts a queue on the database at url, delivering to n.
@@ -108,7 +108,7 @@ func replica(t *testing.T, url string, n *next, opts delivery.Options) *env {
 func newEnv(t *testing.T, url string, n *next, opts delivery.Options) *env {
 	t.Helper()
 	pool := openPool(t, url)
-	e := &env{pool: pool, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	e := &env{pool: pool, reg: prometheus.NewRegistry(), logs: &logRecorder{}}
 	if n != nil && opts.Forwarder == nil {
 		opts.Forwarder = forwarder(t, n, 5*time.Second)
 	}
@@ -196,36 +196,39 @@ func (e *env) jobs(t *testing.T, id string) int {
 	return n
 }
 
-// logLines returns the JSON log lines whose msg contains msg.
+// logLines returns the log lines whose message contains msg.
 func (e *env) logLines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
+	e.logs.mu.Lock()
+	defer e.logs.mu.Unlock()
+	if e.logs.err != nil {
+		t.Fatalf("a log line is not JSON: %v", e.logs.err)
+	}
 	var out []map[string]any
-	for line := range bytes.Lines(e.logs.Bytes()) {
-		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if s, _ := m["msg"].(string); bytes.Contains([]byte(s), []byte(msg)) {
-			out = append(out, m)
+	for _, line := range e.logs.lines {
+		if s, _ := line["msg"].(string); strings.Contains(s, msg) {
+			out = append(out, line)
 		}
 	}
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// logRecorder decodes what a slog JSON handler writes, one line per Write,
+// as the queue's logs are written concurrently by its workers.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []map[string]any
+	err   error // the first line that did not decode
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
+func (r *logRecorder) Write(p []byte) (int, error) {
+	var line map[string]any
+	err := json.Unmarshal(p, &line)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	r.lines = append(r.lines, line)
+	return len(p), nil
 }

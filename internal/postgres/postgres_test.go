@@ -32,9 +32,9 @@ var migrated = pgtest.NewTemplate("postgres_migrated", func(ctx context.Context,
 	return err
 })
 
-func open(t *testing.T, url string) *pgxpool.Pool {
+func open(t *testing.T, url string, opts postgres.Options) *pgxpool.Pool {
 	t.Helper()
-	pool, err := postgres.Open(context.Background(), url, postgres.Options{})
+	pool, err := postgres.Open(context.Background(), url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestOpen(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	t.Parallel()
 	ctx := ctxTimeout(t)
-	pool := open(t, pgtest.Database(t))
+	pool := open(t, pgtest.Database(t), postgres.Options{})
 
 	if err := postgres.CheckSchema(ctx, pool); !errors.Is(err, postgres.ErrSchemaBehind) {
 		t.Fatalf("CheckSchema on an empty database = %v, want ErrSchemaBehind", err)
@@ -151,7 +151,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := ctxTimeout(t)
 	url := pgtest.Database(t)
-	pools := []*pgxpool.Pool{open(t, url), open(t, url)}
+	pools := []*pgxpool.Pool{open(t, url, postgres.Options{}), open(t, url, postgres.Options{})}
 
 	var (
 		wg      sync.WaitGroup
@@ -211,7 +211,7 @@ func TestCheckSchema(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := ctxTimeout(t)
-			pool := open(t, migrated.Database(t))
+			pool := open(t, migrated.Database(t), postgres.Options{})
 			if tt.change != "" {
 				if _, err := pool.Exec(ctx, tt.change); err != nil {
 					t.Fatal(err)
@@ -232,30 +232,25 @@ func TestCheckSchema(t *testing.T) {
 	}
 }
 
+// unreachable opens a pool on port 1 of loopback, where nothing listens.
+func unreachable(t *testing.T, opts postgres.Options) *pgxpool.Pool {
+	t.Helper()
+	return open(t, "postgres://postgres@127.0.0.1:1/db?sslmode=disable", opts)
+}
+
 // TestUnreachable: a database that does not answer is an error of its own,
-// never mistaken for a schema that is behind, and it comes within the
-// connect timeout.
+// never mistaken for a schema that is behind.
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx := ctxTimeout(t)
-	// Port 1 on loopback: nothing listens there.
-	pool, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/db?sslmode=disable", postgres.Options{ConnectTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := unreachable(t, postgres.Options{ConnectTimeout: time.Second})
 	if err := postgres.CheckSchema(ctx, pool); err == nil || errors.Is(err, postgres.ErrSchemaBehind) {
 		t.Errorf("CheckSchema = %v, want a connection error", err)
 	}
 	if _, err := postgres.Migrate(ctx, pool, discard); err == nil {
 		t.Error("Migrate succeeded against nothing")
 	}
-	tiny, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/db?sslmode=disable", postgres.Options{MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tiny.Close()
-	if _, err := postgres.Migrate(ctx, tiny, discard); err == nil || !strings.Contains(err.Error(), "at least 2") {
+	if _, err := postgres.Migrate(ctx, unreachable(t, postgres.Options{MaxConns: 1}), discard); err == nil || !strings.Contains(err.Error(), "at least 2") {
 		t.Errorf("Migrate with one connection = %v, want a pool-size error", err)
 	}
 }
@@ -263,7 +258,7 @@ func TestUnreachable(t *testing.T) {
 func TestCustomers(t *testing.T) {
 	t.Parallel()
 	ctx := ctxTimeout(t)
-	store := postgres.NewCustomers(open(t, migrated.Database(t)))
+	store := postgres.NewCustomers(open(t, migrated.Database(t), postgres.Options{}))
 
 	got, err := store.Customer(ctx, "user_none")
 	if err != nil || got != "" {
@@ -301,7 +296,7 @@ func TestCustomers(t *testing.T) {
 func TestCustomersRace(t *testing.T) {
 	t.Parallel()
 	ctx := ctxTimeout(t)
-	store := postgres.NewCustomers(open(t, migrated.Database(t)))
+	store := postgres.NewCustomers(open(t, migrated.Database(t), postgres.Options{}))
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
@@ -322,12 +317,7 @@ func TestCustomersRace(t *testing.T) {
 func TestCustomersDatabaseDown(t *testing.T) {
 	t.Parallel()
 	ctx := ctxTimeout(t)
-	pool, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/db?sslmode=disable", postgres.Options{ConnectTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := postgres.NewCustomers(pool)
+	store := postgres.NewCustomers(unreachable(t, postgres.Options{ConnectTimeout: time.Second}))
 	if _, err := store.Customer(ctx, "user_a"); err == nil {
 		t.Error("Customer succeeded without a database")
 	}
