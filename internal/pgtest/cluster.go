@@ -38,8 +38,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// InstallHint is the command that installs the binaries on Debian and Ubuntu.
-const InstallHint = "apt-get install -y postgresql"
+// InstallCommand installs the PostgreSQL server binaries on Debian and Ubuntu,
+// as the error of a missing binary says.
+const InstallCommand = "sudo apt-get install -y postgresql"
 
 // startTimeout bounds how long a server may take to accept connections, on a
 // loaded machine (crash recovery included).
@@ -339,7 +340,7 @@ func credential() (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: running as root needs the postgres user, which the Debian package creates (%s): %w", InstallHint, err)
+		return nil, fmt.Errorf("pgtest: running as root needs the postgres user, which the Debian package creates (%s): %w", InstallCommand, err)
 	}
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
@@ -367,11 +368,11 @@ func binDir(binGlob string, lookPath func(string) (string, error)) (string, erro
 	}
 	initdb, err := lookPath("initdb")
 	if err != nil {
-		return "", fmt.Errorf("pgtest: PostgreSQL's initdb and postgres were not found in %s or on PATH; install them with: %s", binGlob, InstallHint)
+		return "", fmt.Errorf("pgtest: PostgreSQL's initdb and postgres were not found in %s or on PATH; install them with: %s", binGlob, InstallCommand)
 	}
 	d := filepath.Dir(initdb)
 	if !isExecutable(filepath.Join(d, "postgres")) {
-		return "", fmt.Errorf("pgtest: %s has initdb but no postgres; install the server with: %s", d, InstallHint)
+		return "", fmt.Errorf("pgtest: %s has initdb but no postgres; install the server with: %s", d, InstallCommand)
 	}
 	return d, nil
 }

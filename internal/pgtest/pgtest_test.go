@@ -156,8 +156,8 @@ func TestTemplateLeftOpen(t *testing.T) {
 func TestMissingBinaries(t *testing.T) {
 	notFound := func(string) (string, error) { return "", errors.New("not found") }
 	_, err := binDir(filepath.Join(t.TempDir(), "*", "bin"), notFound)
-	if err == nil || !strings.Contains(err.Error(), InstallHint) {
-		t.Fatalf("binDir = %v, want an error naming %q", err, InstallHint)
+	if err == nil || !strings.Contains(err.Error(), InstallCommand) {
+		t.Fatalf("binDir = %v, want an error naming %q", err, InstallCommand)
 	}
 
 	// initdb alone (a client-only install) is not enough either.
@@ -166,8 +166,8 @@ func TestMissingBinaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = binDir(filepath.Join(t.TempDir(), "*", "bin"), func(string) (string, error) { return filepath.Join(dir, "initdb"), nil })
-	if err == nil || !strings.Contains(err.Error(), InstallHint) {
-		t.Fatalf("binDir with initdb only = %v, want an error naming %q", err, InstallHint)
+	if err == nil || !strings.Contains(err.Error(), InstallCommand) {
+		t.Fatalf("binDir with initdb only = %v, want an error naming %q", err, InstallCommand)
 	}
 
 	got, err := binDir(debianBinDirs, notFound)
