@@ -44,7 +44,9 @@ func events(ctx context.Context, args []string, dsn string, reach time.Duration,
 		if err != nil {
 			return err
 		}
-		run = func(ctx context.Context, q *delivery.Queue, w io.Writer) error { return retry(ctx, q, ids, discarded, w) }
+		run = func(ctx context.Context, q *delivery.Queue, w io.Writer) error {
+			return retry(ctx, q, ids, discarded, w)
+		}
 	default:
 		fmt.Fprintf(stderr, "payments-api events: unknown command %q\n%s", args[0], eventsUsage)
 		return exitError{code: 2}

@@ -250,4 +250,3 @@ func TestEventsUsage(t *testing.T) {
 		t.Errorf("events list without a database = exit %d, want 1", code)
 	}
 }
-
