@@ -110,9 +110,10 @@ type Queue struct {
 	metrics *metrics
 	opts    Options
 
-	started atomic.Bool // Enqueue accepts events
-	stop    context.CancelFunc
-	stopped sync.WaitGroup // the metrics loop
+	accepting atomic.Bool // Start succeeded: Enqueue takes events
+	stopOnce  sync.Once
+	stop      context.CancelFunc
+	stopped   sync.WaitGroup // the metrics loop
 }
 
 // New returns a queue on pool. It does not connect: Start does, and the
@@ -215,24 +216,29 @@ func (q *Queue) Start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	q.stop = cancel
 	q.stopped.Go(func() { q.refreshLoop(loopCtx) })
-	q.started.Store(true)
+	q.accepting.Store(true)
 	return nil
 }
 
 // Stop stops fetching new deliveries at once, lets those in flight finish
 // within the shutdown timeout, cuts the rest (they are retried, by this
 // replica's successor or another), and waits until River has recorded every
-// outcome or ctx ends. Enqueue refuses events from now on.
+// outcome or ctx ends. Enqueue keeps taking events until the pool is closed:
+// a replica draining behind its load balancer still acknowledges what
+// reaches it, and other replicas deliver it.
 func (q *Queue) Stop(ctx context.Context) error {
-	if !q.started.Swap(false) {
+	if !q.accepting.Load() {
 		return nil
 	}
-	q.stop()
-	q.stopped.Wait()
-	if err := q.client.Stop(ctx); err != nil {
-		return fmt.Errorf("delivery: stopping the workers: %w", err)
-	}
-	return nil
+	var err error
+	q.stopOnce.Do(func() {
+		q.stop()
+		q.stopped.Wait()
+		if e := q.client.Stop(ctx); e != nil {
+			err = fmt.Errorf("delivery: stopping the workers: %w", e)
+		}
+	})
+	return err
 }
 
 // minLevel drops records below min: River logs every job error at info, which

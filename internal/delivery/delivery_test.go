@@ -281,12 +281,14 @@ func TestDiscardAndReplay(t *testing.T) {
 	}
 }
 
-// TestEnqueueRefused: before Start, after Stop and with the database gone,
-// Enqueue fails (the webhook answers 503 and Stripe redelivers).
+// TestEnqueueRefused: before Start, Enqueue fails (the webhook answers 503
+// and Stripe redelivers); after Stop it still takes events, for other
+// replicas to deliver, until the pool is closed.
 func TestEnqueueRefused(t *testing.T) {
 	t.Parallel()
 	n := newNext(t)
-	e := newEnv(t, migrated.Database(t), n, delivery.Options{})
+	url := migrated.Database(t)
+	e := newEnv(t, url, n, delivery.Options{})
 	if _, err := e.q.Enqueue(testCtx(t), "evt_1", "invoice.paid", event("evt_1", "invoice.paid")); !errors.Is(err, delivery.ErrNotStarted) {
 		t.Errorf("Enqueue before Start = %v, want ErrNotStarted", err)
 	}
@@ -296,8 +298,21 @@ func TestEnqueueRefused(t *testing.T) {
 	if err := e.q.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.q.Enqueue(testCtx(t), "evt_1", "invoice.paid", event("evt_1", "invoice.paid")); !errors.Is(err, delivery.ErrNotStarted) {
-		t.Errorf("Enqueue after Stop = %v, want ErrNotStarted", err)
+	if err := e.q.Stop(testCtx(t)); err != nil {
+		t.Errorf("second Stop = %v, want nil", err)
+	}
+	if dup := e.enqueue(t, "evt_after_stop"); dup {
+		t.Error("Enqueue after Stop is a duplicate")
+	}
+	if got := e.state(t, "evt_after_stop"); got != "available" {
+		t.Errorf("an event queued after Stop is %q, want available for another replica", got)
+	}
+	other := replica(t, url, n, delivery.Options{})
+	eventually(t, "another replica delivers it", func() bool { return other.state(t, "evt_after_stop") == "completed" })
+
+	e.pool.Close()
+	if _, err := e.q.Enqueue(testCtx(t), "evt_2", "invoice.paid", event("evt_2", "invoice.paid")); err == nil {
+		t.Error("Enqueue with the pool closed succeeded")
 	}
 
 	// A queue without a forwarder (the events subcommands) does not start.

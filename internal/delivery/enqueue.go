@@ -11,8 +11,8 @@ import (
 	"github.com/acme/payments-api/internal/requestlog"
 )
 
-// ErrNotStarted is returned by Enqueue before Start succeeded (the database
-// has not answered yet, or the schema is behind) and after Stop.
+// ErrNotStarted is returned by Enqueue before Start succeeded: the database
+// has not answered yet, or its schema is behind.
 var ErrNotStarted = errors.New("delivery: the queue is not started")
 
 // uniqueOpts makes an event id one job, whatever its state: River's default
@@ -31,7 +31,7 @@ var uniqueOpts = river.UniqueOpts{ByArgs: true, ByState: rivertype.JobStates()}
 // Enqueue is the webhook's Queue. Insert and requeue are one transaction, so
 // that two replicas receiving the same event at once make one job.
 func (q *Queue) Enqueue(ctx context.Context, eventID, eventType string, body []byte) (duplicate bool, err error) {
-	if !q.started.Load() {
+	if !q.accepting.Load() {
 		return false, ErrNotStarted
 	}
 	args := EventArgs{EventID: eventID, Type: eventType, Body: body, RequestID: requestlog.ID(ctx)}
