@@ -96,8 +96,14 @@ type redisEnv struct {
 	log   *logRecorder
 }
 
+// testBudget replaces Budget in tests that are not about it: under the race
+// detector on a busy machine, opening a connection to Redis can take longer
+// than 100 ms, and the limiter would then (rightly) let the request through.
+const testBudget = 10 * time.Second
+
 // newRedisEnv returns a limiter at rate on the Redis at rawURL, with its own
-// registry, clock and log, closed when the test ends.
+// registry, clock and log, closed when the test ends. Its budget is
+// testBudget; a test of the budget sets it back to Budget.
 func newRedisEnv(t testing.TB, rawURL string, r Rate) *redisEnv {
 	t.Helper()
 	e := &redisEnv{reg: prometheus.NewRegistry(), clock: newClock(), log: &logRecorder{}}
@@ -111,6 +117,7 @@ func newRedisEnv(t testing.TB, rawURL string, r Rate) *redisEnv {
 		t.Fatalf("NewRedisURL: %v", err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
+	l.budget = testBudget
 	e.Redis = l
 	return e
 }

@@ -53,6 +53,7 @@ type Redis struct {
 	client  *redis.Client
 	limiter *redis_rate.Limiter
 	limit   redis_rate.Limit
+	budget  time.Duration // Budget; longer in tests that are not about it
 	errors  prometheus.Counter
 	warn    *warner
 }
@@ -81,6 +82,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		client:  client,
 		limiter: redis_rate.NewLimiter(client),
 		limit:   redis_rate.Limit{Rate: o.Rate.N, Burst: o.Rate.N, Period: o.Rate.Per},
+		budget:  Budget,
 		errors:  errs,
 		warn:    newWarner(o.Logger, o.Now, o.Client.Password),
 	}, nil
@@ -138,7 +140,7 @@ func clientOptions(o *redis.Options) *redis.Options {
 // requests take nothing). When Redis fails or takes longer than Budget, the
 // request is allowed, counted and, at most once per WarnInterval, logged.
 func (r *Redis) Allow(ctx context.Context, user string) (ok bool, retryAfter time.Duration) {
-	callCtx, cancel := context.WithTimeout(ctx, Budget)
+	callCtx, cancel := context.WithTimeout(ctx, r.budget)
 	defer cancel()
 	res, err := r.limiter.Allow(callCtx, keyPrefix+user, r.limit)
 	switch {
