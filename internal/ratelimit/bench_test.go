@@ -3,8 +3,8 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"slices"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
