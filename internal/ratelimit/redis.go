@@ -203,7 +203,7 @@ func (w *warner) failed(ctx context.Context, err error) {
 	w.suppressed = 0
 	w.mu.Unlock()
 
-	w.log.WarnContext(ctx, "Redis did not answer the rate limit check: requests are allowed without a limit until it does",
+	w.log.WarnContext(ctx, "Redis failed the rate limit check: requests are allowed without a limit until it answers",
 		slog.String("error", w.redact(err.Error())),
 		slog.Int("failures_not_logged", suppressed),
 		slog.Duration("budget", Budget))

@@ -191,6 +191,11 @@ func TestRedisSlowFailsOpen(t *testing.T) {
 				if took < Budget {
 					t.Errorf("call %d gave up after %v, before the %v budget: did it reach the server?", i+1, took, Budget)
 				}
+				// Generous for a loaded machine, and still well below go-redis'
+				// own 3 s read timeout, which would rule without the budget.
+				if took > 1500*time.Millisecond {
+					t.Errorf("call %d took %v: the %v budget did not bound it", i+1, took, Budget)
+				}
 			}
 			if got := l.errorCount(t); got != 2 {
 				t.Errorf("errors = %v, want 2", got)
