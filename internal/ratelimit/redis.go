@@ -117,6 +117,10 @@ func ParseURL(rawURL string) (*redis.Options, error) {
 
 // clientOptions is o with what the budget relies on: deadlines taken from the
 // context, and failures that fail fast rather than retry past the budget.
+//
+// One thing go-redis does on its own and cannot be told not to: after
+// PoolSize failed dials it stops dialling and probes once a second until one
+// succeeds, so limits hold again within about a second of Redis answering.
 func clientOptions(o *redis.Options) *redis.Options {
 	c := *o
 	c.ContextTimeoutEnabled = true
