@@ -1,0 +1,127 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// loader reads variables and collects problems instead of stopping at the first.
+type loader struct {
+	getenv   func(string) string
+	problems Problems
+}
+
+func (l *loader) fail(name, format string, args ...any) {
+	l.problems = append(l.problems, name+": "+fmt.Sprintf(format, args...))
+}
+
+func (l *loader) get(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) addr(name, def string, offAllowed bool) string {
+	v := l.get(name, def)
+	if offAllowed && v == "off" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		l.fail(name, "%q is not a host:port address (e.g. :8001)", v)
+		return ""
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		l.fail(name, "%q has an invalid port", v)
+		return ""
+	}
+	if strings.ContainsAny(host, " /") {
+		l.fail(name, "%q has an invalid host", v)
+		return ""
+	}
+	return v
+}
+
+func (l *loader) logLevel(name string) slog.Level {
+	switch v := strings.ToLower(l.get(name, "info")); v {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		l.fail(name, "unknown level %q (want debug, info, warn or error)", v)
+		return slog.LevelInfo
+	}
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(l.get(name, def))
+	if !slices.Contains(allowed, v) {
+		l.fail(name, "unknown value %q (want %s)", v, strings.Join(allowed, " or "))
+	}
+	return v
+}
+
+func (l *loader) list(name, def string) []string {
+	var out []string
+	for _, item := range strings.Split(l.get(name, def), ",") {
+		if item = strings.TrimSpace(item); item != "" && !slices.Contains(out, item) {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func (l *loader) duration(name string, def, min time.Duration) time.Duration {
+	v := l.get(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		l.fail(name, "%q is not a duration (e.g. 5s, 250ms, 1m)", v)
+		return def
+	}
+	if d < min {
+		if min == 0 {
+			l.fail(name, "must not be negative")
+		} else {
+			l.fail(name, "must be positive")
+		}
+		return def
+	}
+	return d
+}
+
+var (
+	priceIDRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	eventTypeRe = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
+)
+
+// patternList reads a comma list that must not be empty and whose every item
+// matches re; empty and bad are the problems to report (bad gets the item).
+func (l *loader) patternList(name, def string, re *regexp.Regexp, empty, bad string) []string {
+	items := l.list(name, def)
+	if len(items) == 0 {
+		l.fail(name, "%s", empty)
+		return nil
+	}
+	for _, item := range items {
+		if !re.MatchString(item) {
+			l.fail(name, bad, item)
+			return nil
+		}
+	}
+	return items
+}
