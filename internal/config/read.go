@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,32 +20,16 @@ func (l *loader) fail(name, format string, args ...any) {
 	l.problems = append(l.problems, name+": "+fmt.Sprintf(format, args...))
 }
 
+// set reports whether the variable has a value (an empty one counts as unset).
+func (l *loader) set(name string) bool { return l.get(name, "") != "" }
+
+// get returns the variable's value without surrounding space, or def when it
+// is unset or empty.
 func (l *loader) get(name, def string) string {
 	if v := strings.TrimSpace(l.getenv(name)); v != "" {
 		return v
 	}
 	return def
-}
-
-func (l *loader) addr(name, def string, offAllowed bool) string {
-	v := l.get(name, def)
-	if offAllowed && v == "off" {
-		return ""
-	}
-	host, port, err := net.SplitHostPort(v)
-	if err != nil {
-		l.fail(name, "%q is not a host:port address (e.g. :8001)", v)
-		return ""
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		l.fail(name, "%q has an invalid port", v)
-		return ""
-	}
-	if strings.ContainsAny(host, " /") {
-		l.fail(name, "%q has an invalid host", v)
-		return ""
-	}
-	return v
 }
 
 func (l *loader) logLevel(name string) slog.Level {
@@ -104,9 +87,42 @@ func (l *loader) duration(name string, def, min time.Duration) time.Duration {
 	return d
 }
 
+// boolean reads true or false (also 1/0, t/f, in any case).
+func (l *loader) boolean(name string, def bool) bool {
+	v := l.get(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.ToLower(v))
+	if err != nil {
+		l.fail(name, "%q is not a boolean (want true or false)", v)
+		return def
+	}
+	return b
+}
+
+// intRange reads a whole number within [min, max].
+func (l *loader) intRange(name string, def, min, max int) int {
+	v := l.get(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		l.fail(name, "%q is not a whole number (want %d to %d)", v, min, max)
+		return def
+	}
+	if n < min || n > max {
+		l.fail(name, "must be between %d and %d (got %d)", min, max, n)
+		return def
+	}
+	return n
+}
+
 var (
-	priceIDRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-	eventTypeRe = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
+	portalConfigRe = regexp.MustCompile(`^bpc_[A-Za-z0-9]+$`)
+	priceIDRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	eventTypeRe    = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
 )
 
 // patternList reads a comma list that must not be empty and whose every item
@@ -124,4 +140,15 @@ func (l *loader) patternList(name, def string, re *regexp.Regexp, empty, bad str
 		}
 	}
 	return items
+}
+
+// pattern reads an optional value that must match re when set; bad is the
+// problem to report.
+func (l *loader) pattern(name string, re *regexp.Regexp, bad string) string {
+	v := l.get(name, "")
+	if v != "" && !re.MatchString(v) {
+		l.fail(name, "%s", bad)
+		return ""
+	}
+	return v
 }
