@@ -50,18 +50,11 @@ func (l *loader) httpURL(name, def string) *url.URL {
 // forge the keys that tokens are checked with.
 func (l *loader) secureURL(name, def string) *url.URL {
 	u := l.httpURL(name, def)
-	if u != nil && !l.checkSecure(name, u) {
+	if u != nil && u.Scheme == "http" && !IsLoopback(u.Hostname()) {
+		l.fail(name, "must use https (plain http is allowed only on a loopback host for local development)")
 		return nil
 	}
 	return u
-}
-
-func (l *loader) checkSecure(name string, u *url.URL) bool {
-	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
-		l.fail(name, "must use https (plain http is allowed only on a loopback host for local development)")
-		return false
-	}
-	return true
 }
 
 // clerkIssuer reads the required issuer, a secure URL kept as written: it is
@@ -72,8 +65,7 @@ func (l *loader) clerkIssuer(name string) string {
 		l.fail(name, "is required (your Clerk Frontend API URL, e.g. https://clerk.example.com)")
 		return ""
 	}
-	u := l.secureURL(name, v)
-	if u == nil {
+	if l.secureURL(name, v) == nil {
 		return ""
 	}
 	if strings.HasSuffix(v, "/") {
