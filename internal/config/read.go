@@ -16,6 +16,8 @@ type loader struct {
 	problems Problems
 }
 
+// fail records a problem with the variable name; the message completes a
+// sentence about it and never quotes a secret.
 func (l *loader) fail(name, format string, args ...any) {
 	l.problems = append(l.problems, name+": "+fmt.Sprintf(format, args...))
 }
@@ -32,6 +34,7 @@ func (l *loader) get(name, def string) string {
 	return def
 }
 
+// logLevel reads a slog level by name.
 func (l *loader) logLevel(name string) slog.Level {
 	switch v := strings.ToLower(l.get(name, "info")); v {
 	case "debug":
@@ -48,6 +51,7 @@ func (l *loader) logLevel(name string) slog.Level {
 	}
 }
 
+// oneOf reads one of the allowed words, in any case.
 func (l *loader) oneOf(name, def string, allowed ...string) string {
 	v := strings.ToLower(l.get(name, def))
 	if !slices.Contains(allowed, v) {
@@ -56,6 +60,7 @@ func (l *loader) oneOf(name, def string, allowed ...string) string {
 	return v
 }
 
+// list reads a comma list, items trimmed, empty items and repeats dropped.
 func (l *loader) list(name, def string) []string {
 	var out []string
 	for _, item := range strings.Split(l.get(name, def), ",") {
@@ -66,6 +71,7 @@ func (l *loader) list(name, def string) []string {
 	return out
 }
 
+// duration reads a Go duration of at least min (0: not negative; more: positive).
 func (l *loader) duration(name string, def, min time.Duration) time.Duration {
 	v := l.get(name, "")
 	if v == "" {
