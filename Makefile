@@ -13,7 +13,7 @@ BUILD_FLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 export STRIPE_MOCK_BIN := $(BIN)/stripe-mock
 export HELM_BIN        := $(BIN)/helm
 
-.PHONY: help build test test-go test-chart fuzz lint bench sandbox tools clean
+.PHONY: help build setup test test-go test-chart fuzz lint bench sandbox tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,16 +21,21 @@ help: ## list the targets
 build: ## build bin/payments-api exactly as the Dockerfile does
 	CGO_ENABLED=0 go build $(BUILD_FLAGS) -o $(BIN)/payments-api ./cmd/payments-api
 
-test: lint test-go test-chart fuzz ## run every test: lint, Go tests with -race, chart tests, short fuzzing
+test: setup lint test-go test-chart fuzz ## run every test: set-up, lint, Go tests with -race, chart tests, short fuzzing
 
-test-go: tools
+# The programs the tests start (Chromium, PostgreSQL, Redis, curl): installed
+# with apt-get as root, else a stop at once with the command to run.
+setup: ## check for (as root: install) the Debian packages the tests need
+	@scripts/setup
+
+test-go: setup tools
 	go test -race -count=1 ./...
 
-test-chart: tools
+test-chart: setup tools
 	cd charts/test && go test -count=1 ./...
 
 FUZZTIME ?= 10s
-fuzz: tools ## run each fuzz target briefly (FUZZTIME, default 10s)
+fuzz: setup tools ## run each fuzz target briefly (FUZZTIME, default 10s)
 	go test -run '^$$' -fuzz '^FuzzMiddleware$$' -fuzztime $(FUZZTIME) ./internal/auth
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/webhook
 
