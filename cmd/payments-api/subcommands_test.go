@@ -250,3 +250,39 @@ func TestEventsUsage(t *testing.T) {
 		t.Errorf("events list without a database = exit %d, want 1", code)
 	}
 }
+
+// TestDatabaseCommandsThroughRun: migrate and events read DATABASE_URL alone
+// (the rest of the configuration may be missing), refuse a missing or bad one
+// with exit status 2 without echoing it, and work end to end through run.
+func TestDatabaseCommandsThroughRun(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	tests := []struct {
+		args     []string
+		env      map[string]string
+		wantCode int
+		wantOut  string // in stdout
+		wantErr  string // in stderr
+	}{
+		{[]string{"payments-api", "migrate"}, nil, 2, "", "DATABASE_URL: is required"},
+		{[]string{"payments-api", "events", "list"}, nil, 2, "", "DATABASE_URL: is required"},
+		{[]string{"payments-api", "migrate"}, map[string]string{"DATABASE_URL": "mysql://u:hunter2pw@db/x"}, 2, "", "DATABASE_URL: must be"},
+		{[]string{"payments-api", "migrate", "now"}, map[string]string{"DATABASE_URL": dsn}, 2, "", "unexpected argument"},
+		{[]string{"payments-api", "migrate"}, map[string]string{"DATABASE_URL": dsn}, 0, "applied payments-api 1 customers", ""},
+		{[]string{"payments-api", "migrate"}, map[string]string{"DATABASE_URL": dsn}, 0, "nothing to apply", ""},
+		{[]string{"payments-api", "events", "list", "--json"}, map[string]string{"DATABASE_URL": dsn}, 0, "", ""},
+		{[]string{"payments-api", "events", "retry", "--discarded"}, map[string]string{"DATABASE_URL": dsn}, 0, "no discarded events", ""},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		getenv := func(k string) string { return tt.env[k] }
+		code := exitCodeOf(run(context.Background(), tt.args, getenv, &out, &errOut))
+		if code != tt.wantCode || !strings.Contains(out.String(), tt.wantOut) || !strings.Contains(errOut.String(), tt.wantErr) {
+			t.Errorf("%q with %v = exit %d, stdout %q, stderr %q; want %d, %q, %q",
+				tt.args, tt.env, code, out.String(), errOut.String(), tt.wantCode, tt.wantOut, tt.wantErr)
+		}
+		if strings.Contains(errOut.String()+out.String(), "hunter2pw") {
+			t.Errorf("%q echoes the URL's password", tt.args)
+		}
+	}
+}

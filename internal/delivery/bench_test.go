@@ -29,7 +29,7 @@ func instantNext(b *testing.B) (url string, received *atomic.Int64) {
 
 func benchQueue(b *testing.B, url string, workers int, next string) *delivery.Queue {
 	b.Helper()
-	fwd, err := forward.New(forward.Options{URL: next, Secret: nextSecret})
+	fwd, err := forward.New(forward.Options{URL: parseURL(b, next), Secret: nextSecret})
 	if err != nil {
 		b.Fatal(err)
 	}

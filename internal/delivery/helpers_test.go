@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -142,12 +143,21 @@ func openPool(tb testing.TB, url string) *pgxpool.Pool {
 // forwarder is the real forwarder to n, with the given timeout per attempt.
 func forwarder(t *testing.T, n *next, timeout time.Duration) *forward.Forwarder {
 	t.Helper()
-	fwd, err := forward.New(forward.Options{URL: n.URL, Secret: nextSecret, Timeout: timeout})
+	fwd, err := forward.New(forward.Options{URL: parseURL(t, n.URL), Secret: nextSecret, Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(fwd.CloseIdleConnections)
 	return fwd
+}
+
+func parseURL(tb testing.TB, s string) *url.URL {
+	tb.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
 }
 
 // event returns a Stripe event body of the given id and type.

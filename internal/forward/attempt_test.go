@@ -41,7 +41,7 @@ func TestAttemptMakesOneAttempt(t *testing.T) {
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(tt.status)
 			})
-			f, reg := newForwarder(t, forward.Options{URL: rc.URL})
+			f, reg := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL)})
 			err := f.Attempt(context.Background(), "evt_1", "req-queued", body)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Attempt = %v, want error %v", err, tt.wantErr)
@@ -68,7 +68,7 @@ func TestAttemptMakesOneAttempt(t *testing.T) {
 // signed and sent byte for byte.
 func TestAttemptSignsWithTheQueuedRequestID(t *testing.T) {
 	rc := newReceiver(t, statuses(200))
-	f, _ := newForwarder(t, forward.Options{URL: rc.URL})
+	f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL)})
 	if err := f.Attempt(context.Background(), "evt_1", "req-queued", body); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestAttemptFailures(t *testing.T) {
 		rc := newReceiver(t, statuses(200))
 		url := rc.URL
 		rc.Close()
-		f, reg := newForwarder(t, forward.Options{URL: url})
+		f, reg := newForwarder(t, forward.Options{URL: mustURL(t, url)})
 		var fe *forward.Error
 		if err := f.Attempt(context.Background(), "evt_1", "", body); !errors.As(err, &fe) || fe.Outcome != forward.OutcomeNetworkError {
 			t.Fatalf("Attempt = %v, want a network error", err)
@@ -112,7 +112,7 @@ func TestAttemptFailures(t *testing.T) {
 		release := make(chan struct{})
 		rc := newReceiver(t, func(w http.ResponseWriter, n int) { <-release })
 		defer close(release)
-		f, _ := newForwarder(t, forward.Options{URL: rc.URL, Timeout: 100 * time.Millisecond})
+		f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL), Timeout: 100 * time.Millisecond})
 		var fe *forward.Error
 		if err := f.Attempt(context.Background(), "evt_1", "", body); !errors.As(err, &fe) || fe.Outcome != forward.OutcomeTimeout {
 			t.Fatalf("Attempt = %v, want a timeout", err)
@@ -120,7 +120,7 @@ func TestAttemptFailures(t *testing.T) {
 	})
 	t.Run("caller cancelled", func(t *testing.T) {
 		rc := newReceiver(t, statuses(200))
-		f, _ := newForwarder(t, forward.Options{URL: rc.URL})
+		f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL)})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		var fe *forward.Error
