@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/acme/payments-api/internal/delivery"
+	"github.com/acme/payments-api/internal/deliverytest"
 	"github.com/acme/payments-api/internal/forward"
 )
 
@@ -91,16 +92,7 @@ func BenchmarkEnqueue(b *testing.B) {
 func BenchmarkDrain(b *testing.B) {
 	next, received := instantNext(b)
 	url := migrated.Database(b)
-	pool := openPool(b, url)
-	// The backlog is inserted straight into River's table, as Enqueue would
-	// leave it: inserting it through Enqueue would be a different benchmark.
-	_, err := pool.Exec(b.Context(), `
-		INSERT INTO river_job (args, kind, max_attempts, queue, state, scheduled_at)
-		SELECT jsonb_build_object('event_id', 'evt_drain_' || i, 'type', 'invoice.paid',
-		           'body', encode(convert_to('{"id":"evt_drain_' || i || '","type":"invoice.paid"}', 'UTF8'), 'base64')),
-		       $1, 25, $2, 'available', now()
-		FROM generate_series(1, $3) AS i`, delivery.Kind, delivery.QueueName, b.N)
-	if err != nil {
+	if err := deliverytest.Backlog(b.Context(), url, b.N); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()

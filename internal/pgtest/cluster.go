@@ -69,6 +69,9 @@ type Cluster struct {
 	bin  string // directory of initdb and postgres
 	dir  string // temporary directory; the data directory is dir/data
 	cred *syscall.Credential
+	// initdbDir is the initdb output a launched cluster was copied from, its
+	// own to remove.
+	initdbDir string
 
 	mu   sync.Mutex
 	proc *server // nil while stopped
@@ -96,6 +99,33 @@ func Start(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Launch starts a cluster outside a test, for a program that measures with a
+// real database (make bench-load). Close stops it and removes its data and
+// what Launch set up; Run does that for tests.
+func Launch() (*Cluster, error) {
+	p, err := makePristine() // its own: nothing shared outlives it
+	if err != nil {
+		return nil, err
+	}
+	c, err := clusterFrom(p)
+	if err != nil {
+		os.RemoveAll(p.dir)
+		return nil, err
+	}
+	c.initdbDir = p.dir
+	if err := c.start(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops a cluster from Launch at once and removes its data.
+func (c *Cluster) Close() {
+	c.destroy()
+	os.RemoveAll(c.initdbDir)
 }
 
 // URL returns the URL of database db, as the superuser postgres (no password:
@@ -175,6 +205,11 @@ func newCluster() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	return clusterFrom(p)
+}
+
+// clusterFrom makes a data directory, a copy of p's, and picks a port.
+func clusterFrom(p pristine) (*Cluster, error) {
 	cred, err := credential()
 	if err != nil {
 		return nil, err

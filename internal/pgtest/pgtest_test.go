@@ -94,6 +94,23 @@ func TestClusterRemovedAfterTest(t *testing.T) {
 	}
 }
 
+// TestLaunch starts a cluster without a test's clean-up, as a benchmark
+// program does, and Close removes it.
+func TestLaunch(t *testing.T) {
+	t.Parallel()
+	c, err := Launch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, connect(t, c.URL("postgres")), "SELECT 1")
+	c.Close()
+	for _, dir := range []string{c.dir, c.initdbDir} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("directory %s after Close: %v, want it removed", dir, err)
+		}
+	}
+}
+
 // TestDatabaseAndTemplate gives two tests' databases from one template: each
 // starts as the template left it, and what one writes the other never sees.
 func TestDatabaseAndTemplate(t *testing.T) {
