@@ -92,11 +92,11 @@ func TestDurableStartRules(t *testing.T) {
 	})
 }
 
-// TestDurableDatabaseDownAtStart: the service starts without the database,
+// TestDurableWaitsForTheDatabase: the service starts without the database,
 // webhooks are refused meanwhile; when it answers with its schema behind, an
 // error line says to migrate and events are still refused; once migrated,
 // durable delivery starts without a restart.
-func TestDurableDatabaseDownAtStart(t *testing.T) {
+func TestDurableWaitsForTheDatabase(t *testing.T) {
 	t.Parallel()
 	c := pgtest.Start(t)
 	dsn := c.URL("postgres")
