@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -26,7 +29,8 @@ import (
 )
 
 // contractEnv is every environment variable of the binary (the contract's
-// table). The chart may set no other variable.
+// tables, and the standard OpenTelemetry ones the chart passes through). The
+// chart may set no other variable.
 var contractEnv = []string{
 	"LISTEN_ADDR", "METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT", "FRONTEND_URL",
 	"CORS_ALLOWED_ORIGINS", "CLERK_ISSUER", "CLERK_JWKS_URL", "CLERK_JWT_KEY",
@@ -35,10 +39,23 @@ var contractEnv = []string{
 	"CHECKOUT_SUCCESS_URL", "CHECKOUT_CANCEL_URL", "CHECKOUT_RATE_LIMIT",
 	"NEXTJS_WEBHOOK_URL", "NEXTJS_WEBHOOK_SECRET", "WEBHOOK_FORWARD_EVENTS",
 	"FORWARD_TIMEOUT", "SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT",
+	// Durable delivery.
+	"DATABASE_URL", "DELIVERY_WORKERS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_RETENTION",
+	"ADMIN_ADDR", "ADMIN_USERNAME", "ADMIN_PASSWORD",
+	// Subscriptions.
+	"PORTAL_RETURN_URL", "STRIPE_PORTAL_CONFIGURATION", "CHECKOUT_ALLOW_PROMOTION_CODES",
+	"CHECKOUT_TRIAL_DAYS", "CHECKOUT_SINGLE_SUBSCRIPTION",
+	// Shared rate limits.
+	"REDIS_URL",
+	// Tracing.
+	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
 }
 
 // secretEnv are the variables that must come from a Secret, never a literal.
-var secretEnv = []string{"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "NEXTJS_WEBHOOK_SECRET", "CLERK_JWT_KEY"}
+var secretEnv = []string{
+	"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "NEXTJS_WEBHOOK_SECRET", "CLERK_JWT_KEY",
+	"DATABASE_URL", "REDIS_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD",
+}
 
 // scenario is one way of installing the chart.
 type scenario struct {
@@ -56,13 +73,16 @@ var scenarios = []scenario{
 	{
 		name:  "all features",
 		files: []string{"required.yaml", "all-features.yaml"},
-		wantKinds: []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "Pod",
-			"PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
+		// The second ConfigMap is the Grafana dashboard; the migration Job
+		// brings its hook Secret and NetworkPolicy.
+		wantKinds: []string{"ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Job",
+			"NetworkPolicy", "NetworkPolicy", "Pod", "PodDisruptionBudget", "PrometheusRule", "Secret", "Secret",
+			"Service", "ServiceAccount", "ServiceMonitor"},
 	},
 	{
 		name:      "existing secret",
 		files:     []string{"existing-secret.yaml"},
-		wantKinds: []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"},
+		wantKinds: []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"},
 	},
 }
 
@@ -126,7 +146,8 @@ func objectMeta(t *testing.T, m manifest) metav1.ObjectMeta {
 	return metav1.ObjectMeta{}
 }
 
-// podSpecs returns every pod template of the release: the Deployment's and the helm test Pod's.
+// podSpecs returns every pod template of the release: the Deployment's, the
+// helm test Pod's and the migration Job's.
 func podSpecs(t *testing.T, ms []manifest) map[string]struct {
 	meta metav1.ObjectMeta
 	spec corev1.PodSpec
@@ -148,10 +169,15 @@ func podSpecs(t *testing.T, ms []manifest) map[string]struct {
 				meta metav1.ObjectMeta
 				spec corev1.PodSpec
 			}{o.ObjectMeta, o.Spec}
+		case *batchv1.Job:
+			specs["Job/"+o.Name] = struct {
+				meta metav1.ObjectMeta
+				spec corev1.PodSpec
+			}{o.Spec.Template.ObjectMeta, o.Spec.Template.Spec}
 		}
 	}
-	if len(specs) != 2 {
-		t.Fatalf("got %d pod specs, want 2 (Deployment and helm test Pod)", len(specs))
+	if len(all[*appsv1.Deployment](ms)) != 1 || len(all[*corev1.Pod](ms)) != 1 {
+		t.Fatalf("got %d pod specs, want the Deployment's, the helm test Pod's and any Job's", len(specs))
 	}
 	return specs
 }
@@ -186,10 +212,8 @@ func TestPodSecurityRestricted(t *testing.T) {
 func TestNoSecretOutsideSecrets(t *testing.T) {
 	sc := scenarios[1] // every secret value is set there
 	ms := renderScenario(t, sc)
-	var secret *corev1.Secret
 	for _, m := range ms {
-		if s, ok := m.Object.(*corev1.Secret); ok {
-			secret = s
+		if _, ok := m.Object.(*corev1.Secret); ok {
 			continue
 		}
 		for key, value := range sentinels {
@@ -200,9 +224,7 @@ func TestNoSecretOutsideSecrets(t *testing.T) {
 			}
 		}
 	}
-	if secret == nil {
-		t.Fatal("no Secret rendered")
-	}
+	secret := named[*corev1.Secret](t, ms, "pay-payments-api")
 	// The sentinels really were rendered, into the Secret only.
 	for key, want := range sentinels {
 		if got := string(secret.Data[key]); got != want {
@@ -227,7 +249,7 @@ func TestNoSecretOutsideSecrets(t *testing.T) {
 func containerEnv(t *testing.T, ms []manifest) (map[string]string, *appsv1.Deployment) {
 	t.Helper()
 	d := only[*appsv1.Deployment](t, ms)
-	cm := only[*corev1.ConfigMap](t, ms)
+	cm := named[*corev1.ConfigMap](t, ms, d.Name)
 	if len(d.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("got %d containers, want 1", len(d.Spec.Template.Spec.Containers))
 	}
@@ -299,6 +321,28 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 			"SHUTDOWN_TIMEOUT":         "30s",
 			"STRIPE_SECRET_KEY":        "secret:pay-payments-api/STRIPE_SECRET_KEY",
 			"CLERK_JWT_KEY":            "secret:pay-payments-api/CLERK_JWT_KEY",
+
+			"DATABASE_URL":          "secret:pay-payments-api/DATABASE_URL",
+			"DELIVERY_WORKERS":      "20",
+			"DELIVERY_MAX_ATTEMPTS": "30",
+			"DELIVERY_RETENTION":    "72h",
+			"ADMIN_ADDR":            ":9191",
+			"ADMIN_USERNAME":        "secret:pay-payments-api/ADMIN_USERNAME",
+			"ADMIN_PASSWORD":        "secret:pay-payments-api/ADMIN_PASSWORD",
+
+			"PORTAL_RETURN_URL":              "https://shop.example.com/settings/billing",
+			"STRIPE_PORTAL_CONFIGURATION":    "bpc_1PortalConfig42",
+			"CHECKOUT_ALLOW_PROMOTION_CODES": "true",
+			"CHECKOUT_TRIAL_DAYS":            "14",
+			"CHECKOUT_SINGLE_SUBSCRIPTION":   "false",
+
+			"REDIS_URL": "secret:pay-payments-api/REDIS_URL",
+
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring.svc.cluster.local:4318",
+			"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+			"OTEL_SERVICE_NAME":           "payments-api-eu",
+			// Sorted, and percent-encoded as the OpenTelemetry SDK decodes them.
+			"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=production,team=payments%20and%20billing",
 		}
 		for k, v := range want {
 			if env[k] != v {
@@ -313,6 +357,11 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 			"STRIPE_WEBHOOK_SECRET": "secret:payments-api-prod/stripe-webhook-secret",
 			"NEXTJS_WEBHOOK_SECRET": "secret:payments-api-prod/nextjs-webhook-secret",
 			"CLERK_JWT_KEY":         "secret:payments-api-prod/clerk-jwt-key",
+			"DATABASE_URL":          "secret:payments-api-prod/database-url",
+			"REDIS_URL":             "secret:payments-api-prod/redis-url",
+			"ADMIN_USERNAME":        "secret:payments-api-prod/admin-user",
+			"ADMIN_PASSWORD":        "secret:payments-api-prod/admin-password",
+			"ADMIN_ADDR":            ":9091",
 		}
 		for k, v := range want {
 			if env[k] != v {
@@ -352,8 +401,13 @@ func TestDeploymentMatchesBinary(t *testing.T) {
 			for _, p := range c.Ports {
 				ports[p.Name] = p.ContainerPort
 			}
-			if ports["http"] != 8001 || ports["metrics"] != 9090 || len(ports) != 2 {
-				t.Errorf("container ports = %v, want http 8001 and metrics 9090", ports)
+			want := map[string]int32{"http": 8001, "metrics": 9090}
+			if addr, ok := env["ADMIN_ADDR"]; ok {
+				port, _ := strconv.Atoi(strings.TrimPrefix(addr, ":"))
+				want["admin"] = int32(port)
+			}
+			if !maps.Equal(ports, want) {
+				t.Errorf("container ports = %v, want %v (ADMIN_ADDR %q)", ports, want, env["ADMIN_ADDR"])
 			}
 			if env["LISTEN_ADDR"] != ":8001" || env["METRICS_ADDR"] != ":9090" {
 				t.Errorf("LISTEN_ADDR %q, METRICS_ADDR %q do not match the container ports", env["LISTEN_ADDR"], env["METRICS_ADDR"])
@@ -568,8 +622,8 @@ func TestOptionalResources(t *testing.T) {
 		}
 	}
 
-	np := only[*networkingv1.NetworkPolicy](t, ms)
 	d := only[*appsv1.Deployment](t, ms)
+	np := named[*networkingv1.NetworkPolicy](t, ms, d.Name)
 	if !labels.Equals(np.Spec.PodSelector.MatchLabels, d.Spec.Selector.MatchLabels) {
 		t.Error("the NetworkPolicy does not select the API pods")
 	}
@@ -588,8 +642,8 @@ func TestOptionalResources(t *testing.T) {
 			egressPorts = append(egressPorts, fmt.Sprintf("%s/%s", p.Port.String(), *p.Protocol))
 		}
 	}
-	if want := []string{"53/UDP", "53/TCP", "443/TCP", "3000/TCP", "12111/TCP"}; !slices.Equal(egressPorts, want) {
-		t.Errorf("egress ports = %v, want %v (DNS, HTTPS, Next.js, extra)", egressPorts, want)
+	if want := []string{"53/UDP", "53/TCP", "443/TCP", "3000/TCP", "5432/TCP", "6380/TCP", "4318/TCP", "12111/TCP"}; !slices.Equal(egressPorts, want) {
+		t.Errorf("egress ports = %v, want %v (DNS, HTTPS, Next.js, PostgreSQL, Redis, OTLP, extra)", egressPorts, want)
 	}
 	testPod := only[*corev1.Pod](t, ms)
 	testAllowed := false
