@@ -597,6 +597,35 @@ func TestChecksumsRollPods(t *testing.T) {
 	}
 }
 
+// TestChecksumsCoverEverySecret checks that each secret the chart reads rolls
+// the pods when it changes: its value in the chart's Secret, or its key in
+// existingSecret.
+func TestChecksumsCoverEverySecret(t *testing.T) {
+	existing := append(valuesArgs("existing-secret.yaml"), "--set", "admin.enabled=false")
+	tests := []struct {
+		name          string
+		base, changed []string
+	}{
+		{"database URL", valuesArgs("required.yaml"), []string{"--set", "database.url=postgres://u:p@db/payments"}},
+		{"redis URL", valuesArgs("required.yaml"), []string{"--set", "redis.url=redis://redis:6379"}},
+		{"admin password", append(valuesArgs("required.yaml"), "--set", "database.url=postgres://u:p@db/payments,admin.enabled=true,admin.username=ops,admin.password=0123456789abcdef"),
+			[]string{"--set", "admin.password=0123456789abcdefg"}},
+		{"database key", existing, []string{"--set", "existingSecretKeys.databaseUrl=pg-url"}},
+		{"redis key", existing, []string{"--set", "existingSecretKeys.redisUrl=cache-url"}},
+		{"admin password key", existing, []string{"--set", "existingSecretKeys.adminPassword=ui-password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before := only[*appsv1.Deployment](t, decodeAll(t, render(t, tt.base...))).Spec.Template.Annotations
+			after := only[*appsv1.Deployment](t, decodeAll(t, render(t, append(slices.Clone(tt.base), tt.changed...)...))).Spec.Template.Annotations
+			if before["checksum/secrets"] == after["checksum/secrets"] {
+				t.Errorf("checksum/secrets unchanged by %v", tt.changed)
+			}
+		})
+	}
+}
+
 func TestOptionalResources(t *testing.T) {
 	ms := renderScenario(t, scenarios[1])
 	svc := only[*corev1.Service](t, ms)
@@ -718,6 +747,44 @@ func TestBadValuesFail(t *testing.T) {
 		{"grace period too short", []string{"--set", "terminationGracePeriodSeconds=25"}, "terminationGracePeriodSeconds (25) must exceed"},
 		{"two PDB bounds", []string{"--set", "podDisruptionBudget.minAvailable=1"}, "set minAvailable or maxUnavailable, not both"},
 		{"scrape timeout above interval", []string{"--set", "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.scrapeTimeout=1m"}, "scrapeTimeout must not exceed"},
+		// Second round: the schema.
+		{"MySQL database URL", []string{"--set", "database.url=mysql://u:p@db/payments"}, "/database/url"},
+		{"Redis URL over http", []string{"--set", "redis.url=http://redis:6379"}, "/redis/url"},
+		{"no delivery workers", []string{"--set", "delivery.workers=0"}, "/delivery/workers"},
+		{"too many delivery workers", []string{"--set", "delivery.workers=101"}, "/delivery/workers"},
+		{"too many attempts", []string{"--set", "delivery.maxAttempts=101"}, "/delivery/maxAttempts"},
+		{"retention in days", []string{"--set", "delivery.retention=7d"}, "/delivery/retention"},
+		{"short admin password", []string{"--set", "admin.password=tooshort"}, "/admin/password"},
+		{"admin port out of range", []string{"--set", "admin.port=0"}, "/admin/port"},
+		{"trial too long", []string{"--set", "checkout.trialDays=731"}, "/checkout/trialDays"},
+		{"negative trial", []string{"--set", "checkout.trialDays=-1"}, "/checkout/trialDays"},
+		{"promotion codes as a word", []string{"--set-string", "checkout.allowPromotionCodes=yes"}, "/checkout/allowPromotionCodes"},
+		{"portal configuration without bpc_", []string{"--set", "stripe.portalConfiguration=pc_123"}, "/stripe/portalConfiguration"},
+		{"portal return URL not http", []string{"--set", "portal.returnUrl=javascript:alert(1)"}, "/portal/returnUrl"},
+		{"unknown OTLP protocol", []string{"--set", "tracing.otlpProtocol=udp"}, "/tracing/otlpProtocol"},
+		{"OTLP endpoint without scheme", []string{"--set", "tracing.otlpEndpoint=collector:4318"}, "/tracing/otlpEndpoint"},
+		{"Next.js secret under 32 characters", []string{"--set", "nextjs.webhookSecret=0123456789abcdef0123456789abcde"}, "/nextjs/webhookSecret"},
+		{"checkout error ratio above 1", []string{"--set", "metrics.prometheusRule.checkoutErrorRatio=2"}, "/metrics/prometheusRule/checkoutErrorRatio"},
+		{"rule selector not PromQL", []string{"--set", "metrics.prometheusRule.selector=job"}, "/metrics/prometheusRule/selector"},
+		{"dashboard without labels", []string{"--set", "metrics.grafanaDashboard.labels=null"}, "missing property 'labels'"},
+		{"database key with a slash", []string{"--set", "existingSecretKeys.databaseUrl=a/b"}, "/existingSecretKeys/databaseUrl"},
+		// Second round: the templates' checks.
+		{"admin without a database", []string{"--set", "admin.enabled=true,admin.username=ops,admin.password=0123456789abcdef"}, "admin.enabled needs a database"},
+		{"admin without credentials", []string{"--set", "admin.enabled=true,database.url=postgres://u:p@db/payments"}, "admin.enabled needs admin.username and admin.password"},
+		{"admin on the metrics port", []string{"--set", "admin.enabled=true,admin.port=9090,database.url=postgres://u:p@db/payments,admin.username=ops,admin.password=0123456789abcdef"}, "admin.port 9090 is already"},
+		{"admin with existingSecret but no keys", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,existingSecretKeys.adminPassword="},
+			"admin.enabled with existingSecret needs existingSecretKeys.adminUsername and existingSecretKeys.adminPassword"},
+		{"admin with existingSecret but no database key", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,existingSecretKeys.databaseUrl="},
+			"admin.enabled needs a database"},
+		{"database URL and existingSecret", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,database.url=postgres://u:p@db/payments"},
+			"database.url conflicts with existingSecret"},
+		{"redis URL and existingSecret", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,redis.url=redis://redis:6379"},
+			"redis.url conflicts with existingSecret"},
+		{"database key without existingSecret", []string{"--set", "existingSecretKeys.databaseUrl=database-url"}, "existingSecretKeys.databaseUrl needs existingSecret"},
+		{"redis key without existingSecret", []string{"--set", "existingSecretKeys.redisUrl=redis-url"}, "existingSecretKeys.redisUrl needs existingSecret"},
+		{"same secret for Stripe and Next.js", []string{"--set", "stripe.webhookSecret=whsec_0123456789abcdef0123456789abcdef,nextjs.webhookSecret=whsec_0123456789abcdef0123456789abcdef"},
+			"nextjs.webhookSecret must differ from stripe.webhookSecret"},
+		{"rules without a scrape", []string{"--set", "metrics.prometheusRule.enabled=true"}, "metrics.prometheusRule.enabled needs the metrics scraped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
