@@ -5,8 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -835,7 +835,8 @@ func TestNotes(t *testing.T) {
 		"stripe listen --forward-to localhost:8001/stripe/webhook",
 		"helm test --namespace payments pay",
 		"https://api.example.com/stripe",
-		"http://web.frontend.svc.cluster.local:8080/api/stripe/forwarded",
+		"http://web.frontend.svc.cluster.local:8080/api/stripe/forwarded, through the durable queue",
+		"kubectl --namespace payments port-forward deployment/pay-payments-api 9191:admin",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, got)
