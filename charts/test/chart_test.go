@@ -754,6 +754,7 @@ func TestBadValuesFail(t *testing.T) {
 		{"too many delivery workers", []string{"--set", "delivery.workers=101"}, "/delivery/workers"},
 		{"too many attempts", []string{"--set", "delivery.maxAttempts=101"}, "/delivery/maxAttempts"},
 		{"retention in days", []string{"--set", "delivery.retention=7d"}, "/delivery/retention"},
+		{"no retention", []string{"--set", "delivery.retention=0s"}, "/delivery/retention"},
 		{"short admin password", []string{"--set", "admin.password=tooshort"}, "/admin/password"},
 		{"admin port out of range", []string{"--set", "admin.port=0"}, "/admin/port"},
 		{"trial too long", []string{"--set", "checkout.trialDays=731"}, "/checkout/trialDays"},

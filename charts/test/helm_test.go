@@ -49,18 +49,25 @@ var sentinels = map[string]string{
 	"ADMIN_PASSWORD":        "SENTINEL-admin-password-42",
 }
 
-// helmBin finds helm through HELM_BIN or PATH. A missing helm fails the test:
-// skipping would let CI pass without checking the chart at all.
-func helmBin(t *testing.T) string {
+// toolBin finds a test tool through its environment variable or PATH. A
+// missing tool fails the test, naming the command that installs it: skipping
+// would let CI pass without checking the chart at all.
+func toolBin(t *testing.T, envVar, name, install string) string {
 	t.Helper()
-	if p := os.Getenv("HELM_BIN"); p != "" {
+	if p := os.Getenv(envVar); p != "" {
 		return p
 	}
-	p, err := exec.LookPath("helm")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("helm not found: set HELM_BIN or put helm on PATH (go install helm.sh/helm/v3/cmd/helm@v3.19.0): %v", err)
+		t.Fatalf("%s not found: run make tools, or set %s or put %s on PATH (%s): %v", name, envVar, name, install, err)
 	}
 	return p
+}
+
+// helmBin finds helm.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	return toolBin(t, "HELM_BIN", "helm", "go install helm.sh/helm/v3/cmd/helm@v3.19.0")
 }
 
 // runHelm runs helm with args and returns stdout, stderr and the error.

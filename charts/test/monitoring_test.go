@@ -200,18 +200,10 @@ func TestPrometheusRule(t *testing.T) {
 	})
 }
 
-// promtoolBin finds promtool through PROMTOOL_BIN or PATH; a missing promtool
-// fails the test, as a missing helm does.
+// promtoolBin finds promtool.
 func promtoolBin(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("PROMTOOL_BIN"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatalf("promtool not found: run make tools, or set PROMTOOL_BIN or put promtool on PATH (go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0): %v", err)
-	}
-	return p
+	return toolBin(t, "PROMTOOL_BIN", "promtool", "go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0")
 }
 
 // TestPromtool checks the rendered rules with promtool and runs the unit tests
