@@ -312,8 +312,9 @@ cannot express; every template includes it through the ConfigMap.
 
 {{/*
 payments-api.resourceAttributes is OTEL_RESOURCE_ATTRIBUTES: key=value pairs,
-sorted, each value percent-encoded as the OpenTelemetry spec asks (W3C
-Baggage), so that a comma or an equals sign in a value cannot split it.
+sorted, each value percent-encoded as the OpenTelemetry spec asks, so that a
+comma or an equals sign in a value cannot split it (a space becomes %20, not
+the +, which the SDK would keep as it is).
 */}}
 {{- define "payments-api.resourceAttributes" -}}
 {{- $pairs := list }}
