@@ -2,6 +2,7 @@ package chartstest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -103,12 +105,7 @@ func TestMigrationJob(t *testing.T) {
 				t.Error("the Deployment's selector matches the migration pod")
 			}
 
-			var hookSecrets []*corev1.Secret
-			for _, s := range all[*corev1.Secret](ms) {
-				if s.Annotations["helm.sh/hook"] != "" {
-					hookSecrets = append(hookSecrets, s)
-				}
-			}
+			hookSecrets := hooks[*corev1.Secret](ms)
 			if !tt.hookSecret {
 				if len(hookSecrets) != 0 {
 					t.Errorf("got %d hook Secrets, want none with existingSecret", len(hookSecrets))
@@ -127,24 +124,13 @@ func TestMigrationJob(t *testing.T) {
 				if got := s.Annotations["helm.sh/hook-delete-policy"]; got != "before-hook-creation,hook-succeeded" {
 					t.Errorf("hook Secret delete policy = %q: it must go once the hooks are done", got)
 				}
-				keys := slices.Sorted(func(yield func(string) bool) {
-					for k := range s.Data {
-						if !yield(k) {
-							return
-						}
-					}
-				})
+				keys := slices.Sorted(maps.Keys(s.Data))
 				if !slices.Equal(keys, []string{"DATABASE_URL"}) || string(s.Data["DATABASE_URL"]) != sentinels["DATABASE_URL"] {
 					t.Errorf("hook Secret holds %v; want DATABASE_URL alone, the configured one", keys)
 				}
 			}
 
-			var hookPolicies []*networkingv1.NetworkPolicy
-			for _, np := range all[*networkingv1.NetworkPolicy](ms) {
-				if np.Annotations["helm.sh/hook"] != "" {
-					hookPolicies = append(hookPolicies, np)
-				}
-			}
+			hookPolicies := hooks[*networkingv1.NetworkPolicy](ms)
 			if !tt.hookPolicy {
 				if len(hookPolicies) != 0 {
 					t.Errorf("got %d hook NetworkPolicies without networkPolicy.enabled", len(hookPolicies))
@@ -175,6 +161,17 @@ func TestMigrationJob(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hooks returns every object of type T that is a helm hook.
+func hooks[T metav1.Object](ms []manifest) []T {
+	var found []T
+	for _, o := range all[T](ms) {
+		if o.GetAnnotations()["helm.sh/hook"] != "" {
+			found = append(found, o)
+		}
+	}
+	return found
 }
 
 // egressPorts lists a NetworkPolicy's egress ports as port/protocol, in order.
