@@ -318,7 +318,7 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 			"CLERK_JWKS_URL":           "https://clerk.example.com/.well-known/jwks.json",
 			"CLERK_AUTHORIZED_PARTIES": "https://shop.example.com",
 			"CLERK_CLOCK_SKEW":         "10s",
-			"STRIPE_API_URL":           "http://stripe-mock.payments.svc.cluster.local:12111",
+			"STRIPE_API_URL":           "https://stripe-mock.payments.svc.cluster.local:12112",
 			"STRIPE_PRICE_IDS":         "price_basic,price_pro",
 			"CHECKOUT_SUCCESS_URL":     "https://shop.example.com/thanks?session_id={CHECKOUT_SESSION_ID}",
 			"CHECKOUT_CANCEL_URL":      "https://shop.example.com/pricing",
@@ -680,7 +680,7 @@ func TestOptionalResources(t *testing.T) {
 			egressPorts = append(egressPorts, fmt.Sprintf("%s/%s", p.Port.String(), *p.Protocol))
 		}
 	}
-	if want := []string{"53/UDP", "53/TCP", "443/TCP", "3000/TCP", "5432/TCP", "6380/TCP", "4318/TCP", "12111/TCP"}; !slices.Equal(egressPorts, want) {
+	if want := []string{"53/UDP", "53/TCP", "443/TCP", "3000/TCP", "5432/TCP", "6380/TCP", "4318/TCP", "12112/TCP"}; !slices.Equal(egressPorts, want) {
 		t.Errorf("egress ports = %v, want %v (DNS, HTTPS, Next.js, PostgreSQL, Redis, OTLP, extra)", egressPorts, want)
 	}
 	testPod := only[*corev1.Pod](t, ms)
@@ -759,6 +759,8 @@ func TestBadValuesFail(t *testing.T) {
 		// Second round: the schema.
 		{"MySQL database URL", []string{"--set", "database.url=mysql://u:p@db/payments"}, "/database/url"},
 		{"Redis URL over http", []string{"--set", "redis.url=http://redis:6379"}, "/redis/url"},
+		{"Redis URL with a path", []string{"--set", "redis.url=redis://redis:6379/cache/0"}, "/redis/url"},
+		{"Stripe API over http off loopback", []string{"--set", "stripe.apiUrl=http://stripe-mock.payments.svc:12111"}, "/stripe/apiUrl"},
 		{"no delivery workers", []string{"--set", "delivery.workers=0"}, "/delivery/workers"},
 		{"too many delivery workers", []string{"--set", "delivery.workers=101"}, "/delivery/workers"},
 		{"too many attempts", []string{"--set", "delivery.maxAttempts=101"}, "/delivery/maxAttempts"},
