@@ -4,6 +4,9 @@
 STRIPE_MOCK_VERSION := v0.203.0
 HELM_VERSION        := v3.19.0
 STATICCHECK_VERSION := v0.8.2
+# promtool checks and unit-tests the chart's alert rules; v0.316.0 is the Go
+# module version of the Prometheus 3 release it comes from.
+PROMETHEUS_VERSION  := v0.316.0
 
 BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,6 +15,7 @@ BUILD_FLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
 export STRIPE_MOCK_BIN := $(BIN)/stripe-mock
 export HELM_BIN        := $(BIN)/helm
+export PROMTOOL_BIN    := $(BIN)/promtool
 
 .PHONY: help build setup test test-go test-chart fuzz lint bench sandbox tools clean
 
@@ -56,13 +60,16 @@ bench: ## run the benchmarks
 sandbox: $(BIN)/stripe-mock ## run the whole payment flow locally (stripe-mock, Clerk and Next.js stand-ins)
 	go build -o $(BIN)/sandbox ./cmd/sandbox && $(BIN)/sandbox $(SANDBOX_FLAGS)
 
-tools: $(BIN)/stripe-mock $(BIN)/helm ## install the pinned test tools into bin/
+tools: $(BIN)/stripe-mock $(BIN)/helm $(BIN)/promtool ## install the pinned test tools into bin/
 
 $(BIN)/stripe-mock:
 	GOBIN=$(BIN) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
 $(BIN)/helm:
 	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(BIN)/promtool:
+	GOBIN=$(BIN) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 clean: ## remove built binaries and tools
 	rm -rf $(BIN)
