@@ -4,6 +4,9 @@
 STRIPE_MOCK_VERSION := v0.203.0
 HELM_VERSION        := v3.19.0
 STATICCHECK_VERSION := v0.8.2
+# promtool checks and unit-tests the chart's alert rules; v0.316.0 is the Go
+# module version of the Prometheus 3 release it comes from.
+PROMETHEUS_VERSION  := v0.316.0
 
 BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -31,6 +34,7 @@ PROMETHEUS_OPERATOR_VERSION := v0.85.0
 
 export STRIPE_MOCK_BIN := $(BIN)/stripe-mock
 export HELM_BIN        := $(BIN)/helm
+export PROMTOOL_BIN    := $(BIN)/promtool
 export ETCD_BIN        := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 export KUBE_APISERVER_BIN          := $(KUBE_BIN)/kube-apiserver
 export KUBE_CONTROLLER_MANAGER_BIN := $(KUBE_BIN)/kube-controller-manager
@@ -38,7 +42,7 @@ export KUBE_SCHEDULER_BIN          := $(KUBE_BIN)/kube-scheduler
 export KWOK_BIN        := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 export PROMETHEUS_OPERATOR_CRDS    := $(BIN)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION)
 
-.PHONY: help build test test-go test-chart test-cluster cluster fuzz lint bench sandbox tools clean
+.PHONY: help build setup test test-go test-chart test-cluster cluster fuzz lint bench sandbox tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,12 +50,17 @@ help: ## list the targets
 build: ## build bin/payments-api exactly as the Dockerfile does
 	CGO_ENABLED=0 go build $(BUILD_FLAGS) -o $(BIN)/payments-api ./cmd/payments-api
 
-test: lint test-go test-chart test-cluster fuzz ## run every test: lint, Go tests with -race, chart tests (rendered, then installed), short fuzzing
+test: setup lint test-go test-chart test-cluster fuzz ## run every test: set-up, lint, Go tests with -race, chart tests (rendered, then installed), short fuzzing
 
-test-go: tools
+# The programs the tests start (Chromium, PostgreSQL, Redis, curl): installed
+# with apt-get as root, else a stop at once with the command to run.
+setup: ## check for (as root: install) the Debian packages the tests need
+	@scripts/setup
+
+test-go: setup tools
 	go test -race -count=1 ./...
 
-test-chart: tools
+test-chart: setup tools
 	cd charts/test && go test -count=1 ./...
 
 test-cluster: tools cluster $(PROMETHEUS_OPERATOR_CRDS) ## install the chart with helm on a local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)
@@ -78,7 +87,7 @@ $(PROMETHEUS_OPERATOR_CRDS):
 	  chmod u+w $@.tmp/* && mv $@.tmp $@
 
 FUZZTIME ?= 10s
-fuzz: tools ## run each fuzz target briefly (FUZZTIME, default 10s)
+fuzz: setup tools ## run each fuzz target briefly (FUZZTIME, default 10s)
 	go test -run '^$$' -fuzz '^FuzzMiddleware$$' -fuzztime $(FUZZTIME) ./internal/auth
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/webhook
 
@@ -103,13 +112,16 @@ bench: ## run the benchmarks
 sandbox: $(BIN)/stripe-mock ## run the whole payment flow locally (stripe-mock, Clerk and Next.js stand-ins)
 	go build -o $(BIN)/sandbox ./cmd/sandbox && $(BIN)/sandbox $(SANDBOX_FLAGS)
 
-tools: $(BIN)/stripe-mock $(BIN)/helm ## install the pinned test tools into bin/
+tools: $(BIN)/stripe-mock $(BIN)/helm $(BIN)/promtool ## install the pinned test tools into bin/
 
 $(BIN)/stripe-mock:
 	GOBIN=$(BIN) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
 $(BIN)/helm:
 	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(BIN)/promtool:
+	GOBIN=$(BIN) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 clean: ## remove built binaries and tools
 	rm -rf $(BIN)

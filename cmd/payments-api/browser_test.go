@@ -141,7 +141,7 @@ func startChromium(t *testing.T) *browser {
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("this test drives a real headless Chromium and cannot run without it: %v "+
-			"(install it with `apt-get install -y chromium`, as CI does)", err)
+			"(`make test` installs it, or says how: see scripts/setup)", err)
 	}
 	cmdR, cmdW, err := os.Pipe()
 	if err != nil {

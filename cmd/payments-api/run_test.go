@@ -26,7 +26,7 @@ import (
 
 const (
 	testWebhookSecret = "whsec_e2eStripeSecret"
-	testNextSecret    = "nextjs-e2e-forward-secret"
+	testNextSecret    = "nextjs-e2e-forward-secret-0123456789"
 	testOrigin        = "https://app.example.com"
 )
 

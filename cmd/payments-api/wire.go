@@ -24,9 +24,9 @@ import (
 func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, error) {
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
-		JWKSURL:           cfg.ClerkJWKSURL,
-		PEMKey:            cfg.ClerkJWTKey.Value(),
-		AuthorizedParties: cfg.ClerkAuthorizedParties,
+		JWKSURL:           cfg.ClerkJWKSURL.String(),
+		Key:               cfg.ClerkJWTKey,
+		AuthorizedParties: cfg.ClerkAuthorizedParties.List(),
 		ClockSkew:         cfg.ClerkClockSkew,
 		Registerer:        reg,
 		Logger:            log,
@@ -39,7 +39,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 
 	stripe, err := checkout.NewStripeClient(checkout.StripeOptions{
 		SecretKey: cfg.StripeSecretKey.Value(),
-		APIURL:    cfg.StripeAPIURL,
+		APIURL:    stripeAPIURL(cfg),
 		Timeout:   stripeTimeout,
 	})
 	if err != nil {
@@ -55,7 +55,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		PriceIDs:       cfg.StripePriceIDs,
 		SuccessURL:     cfg.CheckoutSuccessURL,
 		CancelURL:      cfg.CheckoutCancelURL,
-		AllowedOrigins: cfg.CORSAllowedOrigins,
+		AllowedOrigins: cfg.CORSAllowedOrigins.List(),
 		RateLimit:      limit,
 		RateBurst:      burst,
 		Registerer:     reg,
@@ -79,7 +79,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Logger:         log,
 		Registerer:     reg,
 		Readiness:      readiness,
-		AllowedOrigins: cfg.CORSAllowedOrigins,
+		AllowedOrigins: cfg.CORSAllowedOrigins.List(),
 		Authenticate:   auth.Middleware(verifier),
 		Checkout:       checkoutHandler,
 		Webhook: webhook.Handler(webhook.Options{
@@ -89,4 +89,13 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 			Registerer:   reg,
 		}),
 	}, nil
+}
+
+// stripeAPIURL is STRIPE_API_URL as the checkout package takes it today: text,
+// empty for Stripe's own.
+func stripeAPIURL(cfg config.Config) string {
+	if cfg.StripeAPIURL == nil {
+		return ""
+	}
+	return cfg.StripeAPIURL.String()
 }

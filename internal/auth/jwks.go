@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -258,28 +257,4 @@ func (b boundedClient) Get(u string) (*http.Response, error) {
 	}
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	return res, nil
-}
-
-// parsePEMKey reads CLERK_JWT_KEY. Environment files often carry the PEM on one
-// line with literal \n, so those are turned back into newlines.
-func parsePEMKey(s string) (*rsa.PublicKey, error) {
-	s = strings.ReplaceAll(strings.TrimSpace(s), `\n`, "\n")
-	key, err := jwk.ParseKey([]byte(s), jwk.WithPEM(true))
-	if err != nil {
-		return nil, errors.New("auth: the PEM key does not parse as a PEM public key")
-	}
-	if _, private := key.(jwk.RSAPrivateKey); private {
-		return nil, errors.New("auth: the PEM key is a private key; give the public key")
-	}
-	if key.KeyType() != jwa.RSA {
-		return nil, errors.New("auth: the PEM key is not an RSA key")
-	}
-	var pub rsa.PublicKey
-	if err := key.Raw(&pub); err != nil {
-		return nil, errors.New("auth: the PEM key is not an RSA public key")
-	}
-	if pub.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("auth: the PEM key has %d bits; at least %d are required", pub.N.BitLen(), minRSABits)
-	}
-	return &pub, nil
 }

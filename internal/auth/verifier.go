@@ -44,16 +44,17 @@ const minRSABits = 2048
 // Its text is fit for a readiness response.
 var ErrKeysNotLoaded = errors.New("clerk jwks not loaded yet")
 
-// Options configures a Verifier. Issuer and one of JWKSURL or PEMKey are required.
+// Options configures a Verifier. Issuer and one of JWKSURL or Key are required.
 type Options struct {
 	// Issuer is the exact expected iss (CLERK_ISSUER), e.g. https://clerk.example.com.
 	Issuer string
 	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL). Unused when
-	// PEMKey is set.
+	// Key is set.
 	JWKSURL string
-	// PEMKey is a PEM RSA public key (CLERK_JWT_KEY). When set, verification
-	// never touches the network and the token's kid is not consulted.
-	PEMKey string
+	// Key is Clerk's RSA public key (CLERK_JWT_KEY, parsed and checked by the
+	// configuration). When set, verification never touches the network and
+	// the token's kid is not consulted.
+	Key *rsa.PublicKey
 	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES).
 	// A token with an azp not listed here is refused; with an empty list every
 	// token that carries an azp is refused.
@@ -127,7 +128,7 @@ func (ks *keySet) lookup(kid string) (*rsa.PublicKey, bool) {
 // NewVerifier returns a Verifier. In JWKS mode it starts fetching the key set in
 // the background and keeps it fresh until ctx is cancelled; Clerk being
 // unreachable is not an error (Ready reports it). The error is for invalid
-// options only, such as an unparsable PEM key.
+// options only, such as a missing issuer.
 func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	if o.Issuer == "" {
 		return nil, errors.New("auth: issuer is required")
@@ -167,19 +168,15 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		v.parties[p] = struct{}{}
 	}
 
-	if o.PEMKey != "" {
-		key, err := parsePEMKey(o.PEMKey)
-		if err != nil {
-			return nil, err
-		}
-		v.keys.Store(&keySet{only: key})
+	if o.Key != nil {
+		v.keys.Store(&keySet{only: o.Key})
 		close(v.ready)
 		return v, nil
 	}
 
 	u, err := url.Parse(o.JWKSURL)
 	if o.JWKSURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("auth: a JWKS URL (absolute http or https) or a PEM key is required")
+		return nil, errors.New("auth: a JWKS URL (absolute http or https) or a Key is required")
 	}
 	if err := v.startJWKS(ctx, o); err != nil {
 		return nil, err

@@ -308,7 +308,7 @@ func TestClockSkewIsTheConfiguredOne(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.skew.String(), func(t *testing.T) {
 			v, err := auth.NewVerifier(t.Context(), auth.Options{
-				Issuer: issuer, PEMKey: c.PublicKeyPEM(), ClockSkew: tt.skew,
+				Issuer: issuer, Key: c.PublicKey(), ClockSkew: tt.skew,
 				Now: func() time.Time { return now },
 			})
 			if err != nil {

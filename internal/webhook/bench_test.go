@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -81,7 +82,11 @@ func BenchmarkHandlerForwardPath(b *testing.B) {
 func BenchmarkHandlerForwardHTTP(b *testing.B) {
 	next := httptest.NewServer(fakenext.New(nextSecret))
 	defer next.Close()
-	fwd, err := forward.New(forward.Options{URL: next.URL, Secret: nextSecret, Registerer: prometheus.NewRegistry()})
+	nextURL, err := url.Parse(next.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fwd, err := forward.New(forward.Options{URL: nextURL, Secret: nextSecret, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -85,15 +87,15 @@ func newStack(t *testing.T, cfg stackConfig) *stack {
 	}
 	nextSrv := httptest.NewServer(nextHandler)
 	t.Cleanup(nextSrv.Close)
-	url := nextSrv.URL + "/api/payments/webhook"
-	if cfg.nextURL != "" {
-		url = cfg.nextURL
+	nextURL, err := url.Parse(cmp.Or(cfg.nextURL, nextSrv.URL+"/api/payments/webhook"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if cfg.timeout == 0 {
 		cfg.timeout = 5 * time.Second
 	}
 	fwd, err := forward.New(forward.Options{
-		URL:            url,
+		URL:            nextURL,
 		Secret:         nextSecret,
 		Timeout:        cfg.timeout,
 		InitialBackoff: 10 * time.Millisecond,
