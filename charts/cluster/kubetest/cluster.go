@@ -40,6 +40,10 @@ const (
 // NodeName is the fake node's name.
 const NodeName = "kwok-node"
 
+// FailingJobsNamespace is the namespace where the Pods of a Job exit 1 (they
+// exit 0 everywhere else), for tests of what a failed Job does.
+const FailingJobsNamespace = "jobs-fail"
+
 // Cluster is a running control plane.
 type Cluster struct {
 	// Kubeconfig is the path of a kubeconfig file for the administrator
