@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -155,7 +156,8 @@ func checkAccepted(t *testing.T, namespace string, docs []manifestDoc) {
 			t.Errorf("%s %s: the server does not serve it: %v", gvk, d.obj.GetName(), err)
 			continue
 		}
-		res := resourceClient(dyn, mapping, namespace)
+		ns := cmp.Or(d.obj.GetNamespace(), namespace) // the Grafana dashboard may go elsewhere
+		res := resourceClient(dyn, mapping, ns)
 		if _, err := res.Get(t.Context(), d.obj.GetName(), metav1.GetOptions{}); err != nil {
 			t.Errorf("%s/%s not on the server: %v", gvk.Kind, d.obj.GetName(), err)
 			continue

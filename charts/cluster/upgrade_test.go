@@ -24,20 +24,27 @@ func values(files ...string) []string {
 }
 
 // TestUpgradeEveryOption installs the chart with the values it needs, upgrades
-// it with every option on (Ingress, NetworkPolicy, ServiceMonitor on its real
-// CRD, HPA on CPU and memory, PDB as a percentage, node selection and spread),
-// then moves the secrets to an existing Secret with keys of its own, running
-// helm test after each upgrade, and uninstalls.
+// it with every option on (durable delivery and its migration Job, Redis, the
+// admin port, Ingress, NetworkPolicy, ServiceMonitor and PrometheusRule on
+// their real CRDs, the Grafana dashboard in another namespace, HPA on CPU and
+// memory, PDB as a percentage, node selection and spread), then moves every
+// secret to an existing Secret with keys of its own, running helm test after
+// each upgrade, and uninstalls.
 func TestUpgradeEveryOption(t *testing.T) {
 	t.Parallel()
 	const ns, release, fullname = "upgrade", "pay", "pay-payments-api"
 	restrictedNamespace(t, ns)
+	// metrics.grafanaDashboard.namespace in all-features.yaml.
+	const dashboards = "monitoring"
+	cluster.Namespace(t, dashboards, nil)
 	installCRD(t, "monitoring.coreos.com_servicemonitors.yaml")
+	installCRD(t, "monitoring.coreos.com_prometheusrules.yaml")
 	base := []string{
 		"ConfigMap/" + fullname, "Deployment/" + fullname, "HorizontalPodAutoscaler/" + fullname,
 		"PodDisruptionBudget/" + fullname, "Secret/" + fullname, "Service/" + fullname, "ServiceAccount/" + fullname,
 	}
-	every := []string{"Ingress/" + fullname, "NetworkPolicy/" + fullname, "ServiceMonitor/" + fullname}
+	every := sorted(append(slices.Clone(base), "ConfigMap/"+fullname+"-dashboard", "Ingress/"+fullname,
+		"NetworkPolicy/"+fullname, "PrometheusRule/"+fullname, "ServiceMonitor/"+fullname))
 
 	t.Log("install with the required values")
 	helm(t, append([]string{"install", release, chartDir, "--namespace", ns}, values("required.yaml")...)...)
@@ -46,26 +53,33 @@ func TestUpgradeEveryOption(t *testing.T) {
 	waitRolledOut(t, ns, fullname, 2)
 
 	t.Log("upgrade with every option")
-	helm(t, append([]string{"upgrade", release, chartDir, "--namespace", ns}, values("required.yaml", "all-features.yaml")...)...)
-	checkRelease(t, ns, release, sorted(append(base, every...)))
+	helmMigrating(t, ns, fullname, append([]string{"upgrade", release, chartDir, "--namespace", ns},
+		values("required.yaml", "all-features.yaml")...)...)
+	checkHookObjectsGone(t, ns, fullname+"-migrate")
+	checkRelease(t, ns, release, every)
 	waitHPAAtMinimum(t, ns, fullname, 3)
 	waitRolledOut(t, ns, fullname, 3)
 	helm(t, "test", release, "--namespace", ns)
 
-	t.Log("upgrade with the secrets in an existing Secret")
+	t.Log("upgrade with every secret in an existing Secret")
 	secret, keys := existingSecret(t)
 	createSecret(t, ns, secret, keys...)
-	// all-features.yaml gives Clerk's PEM key inline, which existingSecret replaces.
-	helm(t, append(append([]string{"upgrade", release, chartDir, "--namespace", ns},
-		values("all-features.yaml", "existing-secret.yaml")...), "--set", "clerk.jwtKey=")...)
-	withoutSecret := slices.DeleteFunc(sorted(append(base, every...)), func(k string) bool { return k == "Secret/"+fullname })
-	checkRelease(t, ns, release, withoutSecret)
+	// existingSecret replaces the secrets all-features.yaml gives inline; the
+	// chart refuses both for the same variable.
+	inline := []string{"clerk.jwtKey", "database.url", "redis.url", "admin.username", "admin.password"}
+	args := append([]string{"upgrade", release, chartDir, "--namespace", ns}, values("all-features.yaml", "existing-secret.yaml")...)
+	for _, v := range inline {
+		args = append(args, "--set", v+"=")
+	}
+	helmMigrating(t, ns, fullname, args...)
+	checkRelease(t, ns, release, slices.DeleteFunc(slices.Clone(every), func(k string) bool { return k == "Secret/"+fullname }))
 	waitRolledOut(t, ns, fullname, 3)
 	checkSecretRefs(t, ns, fullname, secret)
 	helm(t, "test", release, "--namespace", ns)
 
 	helm(t, "uninstall", release, "--namespace", ns, "--wait")
 	waitNothingLeft(t, ns, kept{"Secret", secret})
+	waitNothingLeft(t, dashboards)
 }
 
 // checkRelease checks that the release's manifest holds exactly the objects
