@@ -28,7 +28,7 @@ KUBE_BIN     := $(BIN)/kube-$(KUBE_VERSION)
 KUBE_LDFLAGS := -s -w $(foreach v,gitVersion=$(KUBE_VERSION) \
   gitMajor=$(word 1,$(subst ., ,$(patsubst v%,%,$(KUBE_VERSION)))) \
   gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) gitTreeState=clean,-X k8s.io/component-base/version.$(v))
-# prometheus-operator's CRDs, which the chart's ServiceMonitor needs on the server:
+# prometheus-operator's CRDs, which the chart's ServiceMonitor and PrometheusRule need:
 # taken from its Go module at this version (checked against Go's checksum database).
 PROMETHEUS_OPERATOR_VERSION := v0.85.0
 
