@@ -1,10 +1,7 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,40 +15,13 @@ var chartDir = filepath.Join(repoRoot, "charts", "payments-api")
 // deadline is longer.
 const helmTimeout = 4 * time.Minute
 
-// helmBin finds helm through HELM_BIN or PATH. A missing helm fails the test:
-// skipping would let CI pass without installing the chart at all.
-func helmBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("HELM_BIN"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("helm")
-	if err != nil {
-		t.Fatalf("helm not found: set HELM_BIN or put helm on PATH (`make tools` installs it): %v", err)
-	}
-	return p
-}
-
 // runHelm runs helm against the test cluster and returns stdout, stderr and
 // the error.
 func runHelm(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), helmTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, helmBin(t), args...)
-	// A private helm home keeps the test away from the user's repositories,
-	// plugins and clusters.
-	home := t.TempDir()
-	cmd.Env = append(os.Environ(),
-		"KUBECONFIG="+cluster.Kubeconfig,
-		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
-		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
+	return cluster.Helm(ctx, args...)
 }
 
 // helm runs helm and fails the test when it fails or writes anything to

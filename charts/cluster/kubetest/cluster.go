@@ -55,6 +55,7 @@ type Cluster struct {
 	Client kubernetes.Interface
 
 	dir   string
+	helm  string     // the helm binary
 	procs []*process // in the order they started
 }
 
@@ -67,7 +68,7 @@ func Start(ctx context.Context, bins Binaries) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)
 	}
-	c := &Cluster{dir: dir}
+	c := &Cluster{dir: dir, helm: bins.Helm}
 	defer func() {
 		if err != nil {
 			err = errors.Join(fmt.Errorf("start cluster: %w", err), c.Stop())
@@ -168,11 +169,10 @@ func (c *Cluster) startEtcd(ctx context.Context, bin string) (string, error) {
 	ready := func(ctx context.Context, ports []int) error {
 		return getOK(ctx, httpClient(nil), "http://127.0.0.1:"+strconv.Itoa(ports[0])+"/health", "", `"health":"true"`)
 	}
-	p, ports, err := startServing(ctx, c.dir, "etcd", bin, 2, args, ready)
+	ports, err := c.serve(ctx, "etcd", bin, 2, args, ready)
 	if err != nil {
 		return "", err
 	}
-	c.procs = append(c.procs, p)
 	return "http://127.0.0.1:" + strconv.Itoa(ports[0]), nil
 }
 
@@ -220,16 +220,15 @@ func (c *Cluster) startAPIServer(ctx context.Context, bin, etcdURL string, creds
 		}
 		return getOK(ctx, client, cfg.Host+"/readyz", creds.token, "ok")
 	}
-	p, _, err := startServing(ctx, c.dir, "kube-apiserver", bin, 1, args, ready)
-	if err != nil {
+	if _, err := c.serve(ctx, "kube-apiserver", bin, 1, args, ready); err != nil {
 		return err
 	}
-	c.procs = append(c.procs, p)
 
-	c.Config = cfg
-	if c.Client, err = kubernetes.NewForConfig(cfg); err != nil {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
+	c.Config, c.Client = cfg, client
 	c.Kubeconfig = filepath.Join(c.dir, "kubeconfig")
 	return writeKubeconfig(c.Kubeconfig, cfg)
 }
@@ -249,11 +248,9 @@ func (c *Cluster) startControllerManager(ctx context.Context, bin string, creds 
 		)
 	}
 	ready := componentReady(certDir, "kube-controller-manager.crt")
-	p, _, err := startServing(ctx, c.dir, "kube-controller-manager", bin, 1, args, ready)
-	if err != nil {
+	if _, err := c.serve(ctx, "kube-controller-manager", bin, 1, args, ready); err != nil {
 		return err
 	}
-	c.procs = append(c.procs, p)
 	return nil
 }
 
@@ -263,12 +260,23 @@ func (c *Cluster) startScheduler(ctx context.Context, bin string) error {
 	certDir := filepath.Join(c.dir, "kube-scheduler")
 	args := func(ports []int) []string { return c.componentArgs(certDir, ports[0]) }
 	ready := componentReady(certDir, "kube-scheduler.crt")
-	p, _, err := startServing(ctx, c.dir, "kube-scheduler", bin, 1, args, ready)
-	if err != nil {
+	if _, err := c.serve(ctx, "kube-scheduler", bin, 1, args, ready); err != nil {
 		return err
 	}
-	c.procs = append(c.procs, p)
 	return nil
+}
+
+// serve starts a program that listens on n ports (see startServing) and keeps
+// it for Stop.
+func (c *Cluster) serve(ctx context.Context, name, bin string, n int,
+	args func(ports []int) []string, ready func(ctx context.Context, ports []int) error,
+) ([]int, error) {
+	p, ports, err := startServing(ctx, c.dir, name, bin, n, args, ready)
+	if err != nil {
+		return nil, err
+	}
+	c.procs = append(c.procs, p)
+	return ports, nil
 }
 
 // componentArgs are the flags kube-controller-manager and kube-scheduler share.
