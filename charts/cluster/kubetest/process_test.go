@@ -53,8 +53,10 @@ func TestStartServingRetriesTakenPorts(t *testing.T) {
 				if !tt.ready {
 					return errors.New("not serving")
 				}
-				_, err := os.Stat(filepath.Join(dir, "runs")) // it has started
-				return err
+				if runs, _ := os.ReadFile(filepath.Join(dir, "runs")); !strings.Contains(string(runs), "run") {
+					return errors.New("not started")
+				}
+				return nil
 			}
 			p, ports, err := startServing(ctx, dir, "server", "/bin/sh", 2, args, ready)
 			if p != nil {
