@@ -13,7 +13,7 @@ BUILD_FLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 export STRIPE_MOCK_BIN := $(BIN)/stripe-mock
 export HELM_BIN        := $(BIN)/helm
 
-.PHONY: help build test test-go test-chart fuzz lint bench sandbox tools clean
+.PHONY: help build test test-go test-chart fuzz lint bench bench-load sandbox tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,13 @@ lint: ## go.mod tidy, gofmt, go vet and staticcheck, for both Go modules
 
 bench: ## run the benchmarks
 	go test -run '^$$' -bench . -benchmem ./...
+
+# A measurement, not a test: the binary built as the Dockerfile builds it, under
+# load from this machine's loopback only, about a minute. LOADBENCH_FLAGS passes
+# flags, e.g. LOADBENCH_FLAGS='-run webhook -duration 10s'.
+bench-load: build ## measure the real binary under load: req/s, p50/p99, peak RSS per scenario
+	go build -o $(BIN)/loadbench ./cmd/loadbench
+	$(BIN)/loadbench -service $(BIN)/payments-api $(LOADBENCH_FLAGS)
 
 # Built, not `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
 sandbox: $(BIN)/stripe-mock ## run the whole payment flow locally (stripe-mock, Clerk and Next.js stand-ins)
