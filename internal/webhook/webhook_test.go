@@ -22,7 +22,7 @@ import (
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/metricstest"
-	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
 	"github.com/acme/payments-api/internal/webhooktest"
@@ -207,22 +207,7 @@ func checkNoLeak(t *testing.T, r response, fragments ...string) {
 
 func checkProblem(t *testing.T, r response, wantStatus int, wantDetail string) {
 	t.Helper()
-	if got := r.status; got != wantStatus {
-		t.Errorf("status = %d, want %d (body %s)", got, wantStatus, r.body)
-	}
-	if got, want := r.header.Get("Content-Type"), problem.ContentType; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
-	}
-	var p problem.Body
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		t.Fatalf("problem body %s: %v", r.body, err)
-	}
-	if got, want := p.Detail, wantDetail; got != want {
-		t.Errorf("detail = %q, want %q", got, want)
-	}
-	if got, want := p.Status, wantStatus; got != want {
-		t.Errorf("problem status = %d, want %d", got, want)
-	}
+	p := problemtest.Check(t, problemtest.Response{Status: r.status, Header: r.header, Body: r.body}, wantStatus, wantDetail)
 	if got, want := p.RequestID, r.rec.ID(); got != want {
 		t.Errorf("request_id = %q, want %q", got, want)
 	}
