@@ -79,12 +79,12 @@ type Options struct {
 // request path does no network I/O except one bounded JWKS refresh when a
 // token names a key it has not seen.
 type Verifier struct {
-	issuer    string
-	parties   map[string]struct{}
-	log       *slog.Logger
-	m         *metrics
-	skew      time.Duration    // leeway for exp, nbf and iat
-	now       func() time.Time // the clock of those checks
+	issuer  string
+	parties map[string]struct{}
+	log     *slog.Logger
+	m       *metrics
+	skew    time.Duration    // leeway for exp, nbf and iat
+	now     func() time.Time // the clock of those checks
 
 	keys      atomic.Pointer[keySet]
 	ready     chan struct{} // closed once keys are loaded
