@@ -88,6 +88,7 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 	}
 	env := st.serviceEnv(addr)
 	maps.Copy(env, sc.Env)
+	maps.Copy(env, st.opts.extraEnv)
 	var cleanup func()
 	if sc.Setup != nil {
 		more, c, err := sc.Setup(ctx, st)

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -46,7 +47,8 @@ type options struct {
 	run      *regexp.Regexp
 	event    string
 	logLevel string
-	bareAddr string // set in the child process that serves the bare handler
+	bareAddr string            // set in the child process that serves the bare handler
+	extraEnv map[string]string // -service-env, for experiments (GOGC, GODEBUG…)
 
 	loadAtStart string
 }
@@ -64,6 +66,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.event, "event", "internal/webhook/testdata/checkout_session_completed.json", "a realistic Stripe event body; its id and type are replaced per request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (info writes one access-log line per request, as in production)")
 	fs.StringVar(&o.bareAddr, "serve-bare", "", "internal: serve the bare net/http handler on this address")
+	o.extraEnv = map[string]string{}
+	fs.Func("service-env", "`NAME=VALUE` added to the service's environment; repeatable (e.g. GOGC=200)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return errors.New("want NAME=VALUE")
+		}
+		o.extraEnv[k] = v
+		return nil
+	})
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
 	}
