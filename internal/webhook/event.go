@@ -25,36 +25,46 @@ var (
 //
 // Decoding the whole event into stripe.Event (maps of maps) cost 30 times the
 // signature check for a 3 KB event, and even a small struct costs encoding/json
-// two passes of its byte-at-a-time scanner. Here validJSON checks the syntax in
-// one pass without allocating, and a walk over the members of the now valid
-// object picks out the two strings; encoding/json still decodes those.
-// FuzzParseEvent holds the result to encoding/json's answers.
+// two passes of its byte-at-a-time scanner. Here one pass of validJSON's
+// syntax check, without allocating, also notes where the members of interest
+// are; encoding/json still decodes the two strings. FuzzParseEvent holds the
+// result to encoding/json's answers.
 func parseEvent(body []byte) (event, error) {
-	if !validJSON(body) {
+	// The raw values of interest; the last of a repeated name wins, as in
+	// encoding/json and in the JSON.parse of the Next.js application. Names
+	// are matched exactly (encoding/json would also take "ID" for "id").
+	var id, typ, data, dataObject, object []byte
+	s := syntax{doc: body, member: func(depth int, name, value []byte) {
+		switch {
+		case depth == 2 && string(name) == "object":
+			object = value // data.object, if its parent turns out to be data
+		case depth == 1:
+			switch string(name) {
+			case "id":
+				id = value
+			case "type":
+				typ = value
+			case "data":
+				data, dataObject = value, object
+			}
+			object = nil
+		}
+	}}
+	if !s.check() {
 		return event{}, errNotEvent
 	}
-	var id, typ, data []byte // raw values; the last of a repeated name wins
-	isObject := eachMember(body, func(name, value []byte) {
-		switch string(name) {
-		case "id":
-			id = value
-		case "type":
-			typ = value
-		case "data":
-			data = value
-		}
-	})
-	if !isObject {
-		if string(bytes.TrimSpace(body)) == "null" {
-			return event{}, errMissingFields
-		}
+	switch body[skipSpace(body, 0)] {
+	case '{':
+	case 'n': // null
+		return event{}, errMissingFields
+	default:
 		return event{}, errNotEvent
 	}
 	var ev event
 	var err error
 	ev.ID, err = jsonString(id, nil)
 	ev.Type, err = jsonString(typ, err)
-	if err = checkData(data, err); err != nil {
+	if err = checkData(data, dataObject, err); err != nil {
 		return event{}, err
 	}
 	if ev.ID == "" || ev.Type == "" {
@@ -81,103 +91,14 @@ func jsonString(value []byte, err error) (string, error) {
 
 // checkData refuses a data member that is not an object (or null), or whose
 // object member is missing or not an object (or null), as stripe-go did.
-func checkData(value []byte, err error) error {
-	if err != nil || value == nil || string(value) == "null" {
+func checkData(data, object []byte, err error) error {
+	switch {
+	case err != nil || data == nil || string(data) == "null":
 		return err
-	}
-	found := false
-	isObject := eachMember(value, func(name, v []byte) {
-		if string(name) == "object" {
-			found = v[0] == '{' || string(v) == "null"
-		}
-	})
-	if !isObject || !found {
+	case data[0] != '{' || object == nil || (object[0] != '{' && string(object) != "null"):
 		return errNotEvent
 	}
 	return nil
-}
-
-// eachMember calls f with the name and the raw value of each member of the
-// JSON object doc, in order, and reports whether doc is an object. Names are
-// matched exactly, as JavaScript's JSON.parse in the Next.js application reads
-// them (encoding/json would also match "ID" to "id"); a repeated name is seen
-// each time, so the last one wins, as there. doc must be valid JSON
-// (json.Valid): the walk only finds where members start and end.
-func eachMember(doc []byte, f func(name, value []byte)) bool {
-	i := skipSpace(doc, 0)
-	if i >= len(doc) || doc[i] != '{' {
-		return false
-	}
-	i++
-	for {
-		i = skipSpace(doc, i)
-		if doc[i] == '}' {
-			return true
-		}
-		keyEnd := skipValue(doc, i)
-		valStart := skipSpace(doc, skipSpace(doc, keyEnd)+1) // past the colon
-		valEnd := skipValue(doc, valStart)
-		f(memberName(doc[i:keyEnd]), doc[valStart:valEnd])
-		i = skipSpace(doc, valEnd)
-		if doc[i] == ',' {
-			i++
-		}
-	}
-}
-
-// skipValue returns the index just past the valid JSON value starting at i.
-func skipValue(doc []byte, i int) int {
-	switch doc[i] {
-	case '"':
-		return skipString(doc, i)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch doc[i] {
-			case '"':
-				i = skipString(doc, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-	default: // number, true, false, null
-		for i < len(doc) {
-			switch doc[i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
-// memberName unquotes a raw member name; escapes are rare, so only then does
-// encoding/json decode it.
-func memberName(raw []byte) []byte {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return raw[1 : len(raw)-1]
-	}
-	var s string
-	_ = json.Unmarshal(raw, &s) // valid JSON: a string
-	return []byte(s)
-}
-
-// skipString returns the index just past the string whose opening quote is at i.
-func skipString(doc []byte, i int) int {
-	for i++; ; i++ {
-		switch doc[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
 }
 
 func skipSpace(doc []byte, i int) int {

@@ -1,5 +1,10 @@
 package webhook
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
 // validJSON reports whether doc is exactly one JSON value (RFC 8259), giving
 // json.Valid's answer for every input (FuzzValidJSON holds it to that):
 // strings may hold any byte but control characters and bad escapes, as there,
@@ -10,12 +15,7 @@ package webhook
 // times the signature check on a 3 KB event.
 func validJSON(doc []byte) bool {
 	s := syntax{doc: doc}
-	s.space()
-	if !s.value(0) {
-		return false
-	}
-	s.space()
-	return s.i == len(s.doc)
+	return s.check()
 }
 
 // maxNesting is encoding/json's limit on nested objects and arrays.
@@ -25,6 +25,20 @@ const maxNesting = 10000
 type syntax struct {
 	doc []byte
 	i   int
+	// member, when set, is told of each member of each object once its value
+	// is checked: depth 1 is the top level, arrays count as a level, and
+	// name is unquoted.
+	member func(depth int, name, value []byte)
+}
+
+// check reports whether the whole document is one valid JSON value.
+func (s *syntax) check() bool {
+	s.space()
+	if !s.value(0) {
+		return false
+	}
+	s.space()
+	return s.i == len(s.doc)
 }
 
 func (s *syntax) value(depth int) bool {
@@ -58,17 +72,23 @@ func (s *syntax) object(depth int) bool {
 		return true
 	}
 	for {
+		nameStart := s.i
 		if !s.at('"') || !s.string() {
 			return false
 		}
+		nameEnd := s.i
 		s.space()
 		if !s.at(':') {
 			return false
 		}
 		s.i++
 		s.space()
+		valueStart := s.i
 		if !s.value(depth) {
 			return false
+		}
+		if s.member != nil {
+			s.member(depth, unquote(s.doc[nameStart:nameEnd]), s.doc[valueStart:s.i])
 		}
 		s.space()
 		switch {
@@ -214,4 +234,15 @@ func (s *syntax) space() {
 			return
 		}
 	}
+}
+
+// unquote returns the content of a valid JSON string; escapes are rare in
+// member names, so only then does encoding/json decode it.
+func unquote(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s) // checked: a valid string
+	return []byte(s)
 }
