@@ -24,6 +24,7 @@ import (
 type result struct {
 	name      string
 	bare      bool
+	paced     bool // sent at a fixed rate: its req/s is that rate
 	requests  int           // answered within the measured window
 	elapsed   time.Duration // the measured window
 	p50, p99  time.Duration
@@ -56,7 +57,7 @@ func (st *Stand) measure(ctx context.Context, sc Scenario) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	res.name, res.bare = sc.Name, sc.Bare
+	res.name, res.bare, res.paced = sc.Name, sc.Bare, sc.Rate > 0
 	if res.peakRSS, err = svc.peakRSS(); err != nil {
 		return result{}, err
 	}
@@ -335,7 +336,7 @@ func printTable(w io.Writer, o options, results []result) {
 	fmt.Fprintln(tw, "scenario\treq/s\tvs bare\tp50\tp99\terrors\tpeak RSS\t")
 	for _, r := range results {
 		share := "-"
-		if bare > 0 && !r.bare {
+		if bare > 0 && !r.bare && !r.paced {
 			share = fmt.Sprintf("%.0f %%", 100*r.perSecond()/bare)
 		}
 		name := r.name
