@@ -24,7 +24,7 @@ import (
 type result struct {
 	name      string
 	bare      bool
-	paced     bool // sent at a fixed rate: its req/s is that rate
+	paced     bool          // sent at a fixed rate: its req/s is that rate
 	requests  int           // answered within the measured window
 	elapsed   time.Duration // the measured window
 	p50, p99  time.Duration
