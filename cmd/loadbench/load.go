@@ -322,13 +322,18 @@ func readResponse(rd *bufio.Reader) (status int, keep bool, err error) {
 }
 
 // printTable writes the results; req/s of each row is also given as a share of
-// the bare server's.
+// the bare server's (the mean of its rows).
 func printTable(w io.Writer, o options, results []result) {
 	var bare float64
+	var bares int
 	for _, r := range results {
 		if r.bare {
-			bare = r.perSecond()
+			bare += r.perSecond()
+			bares++
 		}
+	}
+	if bares > 0 {
+		bare /= float64(bares)
 	}
 	fmt.Fprintf(w, "\n%d cores, %d connections, %s warm-up + %s measured per scenario; load average at the start: %s, at the end: %s\n",
 		runtime.NumCPU(), o.conns, o.warmup, o.duration, o.loadAtStart, loadAverage())
