@@ -134,11 +134,15 @@ func (s *server) record(r *http.Request, rec *requestlog.Record, w *responseWrit
 		level = slog.LevelError
 	}
 	ctx := r.Context()
-	if !s.log.Enabled(ctx, level) {
+	h := s.log.Handler()
+	if !h.Enabled(ctx, level) {
 		return
 	}
-	extra := rec.Attrs()
-	attrs := append(make([]slog.Attr, 0, 8+len(extra)),
+	// The record is made here rather than by Logger.LogAttrs, which would look
+	// up the caller's program counter for every request, for a source the
+	// handler never prints.
+	line := slog.NewRecord(time.Now(), level, "request", 0)
+	line.AddAttrs(
 		slog.String("request_id", rec.ID()),
 		slog.String("method", r.Method),
 		slog.String("route", route),
@@ -149,9 +153,10 @@ func (s *server) record(r *http.Request, rec *requestlog.Record, w *responseWrit
 		slog.Int64("bytes", w.written),
 	)
 	if aborted {
-		attrs = append(attrs, slog.Bool("aborted", true))
+		line.AddAttrs(slog.Bool("aborted", true))
 	}
-	s.log.LogAttrs(ctx, level, "request", append(attrs, extra...)...)
+	line.AddAttrs(rec.Attrs()...)
+	_ = h.Handle(ctx, line) // a log destination that fails has nobody to tell
 }
 
 // saneRequestID reports whether a caller's request id may be kept: short, and

@@ -13,9 +13,6 @@ func addRoutes(r *mux.Router, opts Options) {
 		r.Handle(tmpl, withRoute(tmpl, h)).Methods(methods...)
 	}
 
-	handle("/healthz", handleHealthz(), http.MethodGet, http.MethodHead)
-	handle("/readyz", handleReadyz(opts.Readiness), http.MethodGet, http.MethodHead)
-
 	// Browsers call checkout cross-origin, so it alone answers CORS preflights
 	// (OPTIONS) and only then authenticates.
 	handle("/stripe/checkout", limitBody(opts.CheckoutMaxBody,
@@ -25,6 +22,10 @@ func addRoutes(r *mux.Router, opts Options) {
 	// Stripe calls the webhook server to server; its signature is the
 	// authentication, and it gets no CORS headers.
 	handle("/stripe/webhook", limitBody(opts.WebhookMaxBody, opts.Webhook), http.MethodPost)
+
+	// The router tries routes in order: the busy ones above come first.
+	handle("/healthz", handleHealthz(), http.MethodGet, http.MethodHead)
+	handle("/readyz", handleReadyz(opts.Readiness), http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(r)
