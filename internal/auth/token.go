@@ -42,7 +42,7 @@ func (p keyProvider) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Sig
 // of the claims that matter, and checked here.
 //
 // jwt.Parse did the same checks but decoded the claims through
-// encoding/json's token stream into maps, which cost more than the RSA
+// encoding/json's token stream into maps, which cost about as much as the RSA
 // verification itself; the checks below follow jwx's to the second (see
 // checkTimes), and the attack table in verify_test.go holds them to it.
 func (v *Verifier) verifyWith(ks *keySet, token string) (Identity, *Error) {
