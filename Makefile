@@ -42,7 +42,7 @@ export KUBE_SCHEDULER_BIN          := $(KUBE_BIN)/kube-scheduler
 export KWOK_BIN        := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 export PROMETHEUS_OPERATOR_CRDS    := $(BIN)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION)
 
-.PHONY: help build setup test test-go test-chart test-cluster cluster fuzz lint bench sandbox tools clean
+.PHONY: help build setup test test-go test-chart test-cluster cluster fuzz lint bench bench-load sandbox tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -90,6 +90,8 @@ FUZZTIME ?= 10s
 fuzz: setup tools ## run each fuzz target briefly (FUZZTIME, default 10s)
 	go test -run '^$$' -fuzz '^FuzzMiddleware$$' -fuzztime $(FUZZTIME) ./internal/auth
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/webhook
+	go test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./internal/webhook
+	go test -run '^$$' -fuzz '^FuzzValidJSON$$' -fuzztime $(FUZZTIME) ./internal/webhook
 
 lint: ## go.mod tidy, gofmt, go vet and staticcheck, for every Go module
 	go mod tidy -diff
@@ -107,6 +109,13 @@ lint: ## go.mod tidy, gofmt, go vet and staticcheck, for every Go module
 
 bench: ## run the benchmarks
 	go test -run '^$$' -bench . -benchmem ./...
+
+# A measurement, not a test: the binary built as the Dockerfile builds it, under
+# load from this machine's loopback only, about a minute. LOADBENCH_FLAGS passes
+# flags, e.g. LOADBENCH_FLAGS='-run webhook -duration 10s'.
+bench-load: build ## measure the real binary under load: req/s, p50/p99, peak RSS per scenario
+	go build -o $(BIN)/loadbench ./cmd/loadbench
+	$(BIN)/loadbench -service $(BIN)/payments-api $(LOADBENCH_FLAGS)
 
 # Built, not `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
 sandbox: $(BIN)/stripe-mock ## run the whole payment flow locally (stripe-mock, Clerk and Next.js stand-ins)
