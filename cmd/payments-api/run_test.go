@@ -17,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v76/webhook"
-
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/stripemock"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 const (
@@ -194,8 +193,7 @@ func waitReady(t *testing.T, base string) {
 func signedEvent(t *testing.T, id, typ string) ([]byte, string) {
 	t.Helper()
 	body := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2025-09-30.clover","type":%q,"data":{"object":{"id":"cs_test_1","object":"checkout.session","client_reference_id":"user_e2e"}}}`, id, typ))
-	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: testWebhookSecret})
-	return body, signed.Header
+	return body, webhooktest.Sign(body, testWebhookSecret, time.Now())
 }
 
 func postWebhook(ctx context.Context, base string, body []byte, sig string) (*http.Response, error) {

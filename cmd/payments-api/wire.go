@@ -88,6 +88,8 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 			Forwarder:    forwarder,
 			Registerer:   reg,
 		}),
+		CheckoutMaxBody: checkout.MaxBodyBytes,
+		WebhookMaxBody:  webhook.MaxBodyBytes,
 	}, nil
 }
 

@@ -28,25 +28,29 @@ type Options struct {
 	Authenticate func(http.Handler) http.Handler
 	Checkout     http.Handler
 	Webhook      http.Handler
+
+	// CheckoutMaxBody and WebhookMaxBody are the largest request bodies the
+	// two routes take; each handler answers 413 beyond its own. Both are
+	// required: the server reads past them so that the client can read that
+	// answer (see limitBody).
+	CheckoutMaxBody int64
+	WebhookMaxBody  int64
 }
 
-// NewServer returns the public API handler with all middleware applied.
+// NewServer returns the public API handler with all middleware applied. It
+// panics when a body limit is missing: a wiring mistake to be found at start-up.
 //
-// The chain, outermost first: request id → access log and metrics → panic
-// recovery → security headers → router → per-route middleware. Recovery sits
-// inside the access log so that a request that panicked is still logged and
-// counted, with its 500.
+// The chain, outermost first: the request's frame (request id, security
+// headers, panic recovery, access log and metrics; see server.ServeHTTP) →
+// router → per-route middleware (route template, body limit, CORS, auth).
 func NewServer(opts Options) http.Handler {
+	if opts.CheckoutMaxBody <= 0 || opts.WebhookMaxBody <= 0 {
+		panic("httpapi: Options.CheckoutMaxBody and Options.WebhookMaxBody are required")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := mux.NewRouter()
 	addRoutes(r, opts)
-
-	var h http.Handler = r
-	h = secureHeaders(h)
-	h = recoverPanics(opts.Logger, h)
-	h = logAndMeasure(opts.Logger, newHTTPMetrics(opts.Registerer), h)
-	h = assignRequestID(h)
-	return h
+	return &server{next: r, log: opts.Logger, metrics: newHTTPMetrics(opts.Registerer)}
 }

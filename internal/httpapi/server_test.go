@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/requestlog"
 )
 
@@ -60,6 +61,8 @@ func newTestServer(t *testing.T) *testServer {
 		Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"received":true}`)
 		}),
+		CheckoutMaxBody: 16 << 10,
+		WebhookMaxBody:  512 << 10,
 	})
 	return ts
 }
@@ -76,22 +79,7 @@ func (ts *testServer) do(method, target string, header map[string]string) *http.
 
 func decodeProblem(t *testing.T, resp *http.Response) problem.Body {
 	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); ct != problem.ContentType {
-		t.Fatalf("Content-Type = %q, want %q", ct, problem.ContentType)
-	}
-	var body problem.Body
-	dec := json.NewDecoder(resp.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		t.Fatalf("decoding problem: %v", err)
-	}
-	if body.Status != resp.StatusCode || body.Title != http.StatusText(resp.StatusCode) || body.Type == "" || body.Detail == "" {
-		t.Errorf("problem %+v does not match status %d", body, resp.StatusCode)
-	}
-	if body.RequestID == "" || body.RequestID != resp.Header.Get(RequestIDHeader) {
-		t.Errorf("problem request_id %q, header %q", body.RequestID, resp.Header.Get(RequestIDHeader))
-	}
-	return body
+	return problemtest.Decode(t, problemtest.Read(t, resp))
 }
 
 func TestRequestID(t *testing.T) {
@@ -120,7 +108,7 @@ func TestRequestID(t *testing.T) {
 			if tt.keep && got != tt.sent {
 				t.Errorf("X-Request-ID = %q, want the caller's %q", got, tt.sent)
 			}
-			if !tt.keep && (got == tt.sent || !saneRequestID.MatchString(got) || len(got) != 32) {
+			if !tt.keep && (got == tt.sent || !saneRequestID(got) || len(got) != 32) {
 				t.Errorf("X-Request-ID = %q, want a fresh 32-hex id", got)
 			}
 			if seen[got] {
@@ -345,13 +333,15 @@ func TestHealthAndReadiness(t *testing.T) {
 func BenchmarkMiddlewareChain(b *testing.B) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	chain := NewServer(Options{
-		Logger:         slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Registerer:     prometheus.NewRegistry(),
-		Readiness:      &Readiness{},
-		AllowedOrigins: []string{allowedOrigin},
-		Authenticate:   func(h http.Handler) http.Handler { return h },
-		Checkout:       ok,
-		Webhook:        ok,
+		Logger:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registerer:      prometheus.NewRegistry(),
+		Readiness:       &Readiness{},
+		AllowedOrigins:  []string{allowedOrigin},
+		Authenticate:    func(h http.Handler) http.Handler { return h },
+		Checkout:        ok,
+		Webhook:         ok,
+		CheckoutMaxBody: 16 << 10,
+		WebhookMaxBody:  512 << 10,
 	})
 	for _, bc := range []struct {
 		name string

@@ -16,6 +16,7 @@ import (
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 func fixture(b *testing.B) ([]byte, string) {
@@ -24,7 +25,7 @@ func fixture(b *testing.B) ([]byte, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return body, sign(body, stripeSecret, time.Now())
+	return body, webhooktest.Sign(body, stripeSecret, time.Now())
 }
 
 // BenchmarkConstructEvent is the baseline: stripe-go's verification and decoding
