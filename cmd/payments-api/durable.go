@@ -31,7 +31,18 @@ const (
 	// poolHeadroom is the pool's connections beyond the workers: River's
 	// listener and maintenance, and the webhook's inserts.
 	poolHeadroom = 10
+	// maxStopGrace is the most of SHUTDOWN_TIMEOUT kept for recording the
+	// outcome of deliveries cut at shutdown (a quarter of it when shorter).
+	maxStopGrace = 2 * time.Second
 )
+
+// softStopTimeout is how long deliveries in flight at SIGTERM may run: all of
+// SHUTDOWN_TIMEOUT but a grace in which River puts those it cut back in the
+// queue. Without it they would be cut at the very moment the process gives
+// up waiting, left "running", and redone only by another replica's rescue.
+func softStopTimeout(shutdown time.Duration) time.Duration {
+	return shutdown - min(maxStopGrace, shutdown/4)
+}
 
 // errSchemaBehind stops the service at start: the schema must be migrated
 // first. Its line has already been logged.
@@ -66,7 +77,7 @@ func newDurable(ctx context.Context, cfg config.Config, fwd delivery.Attempter, 
 		MaxAttempts:     cfg.DeliveryMaxAttempts,
 		Retention:       cfg.DeliveryRetention,
 		ForwardTimeout:  cfg.ForwardTimeout,
-		ShutdownTimeout: cfg.ShutdownTimeout,
+		ShutdownTimeout: softStopTimeout(cfg.ShutdownTimeout),
 		Logger:          log,
 		Registerer:      reg,
 	})

@@ -34,13 +34,14 @@ type durableStand struct {
 
 func newDurableStand(t *testing.T, dsn string, nextOpts ...fakenext.Option) *durableStand {
 	t.Helper()
-	clerkSrv := httptest.NewServer(http.NotFoundHandler())
-	t.Cleanup(clerkSrv.Close)
-	clerk, err := fakeclerk.New(clerkSrv.URL)
+	clerkSrv := httptest.NewUnstartedServer(nil)
+	clerk, err := fakeclerk.New("http://" + clerkSrv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	clerkSrv.Config.Handler = clerk
+	clerkSrv.Start()
+	t.Cleanup(clerkSrv.Close)
 	next := fakenext.New(testNextSecret, nextOpts...)
 	nextSrv := httptest.NewServer(next)
 	t.Cleanup(nextSrv.Close)
@@ -223,7 +224,7 @@ func TestDurableReplicaKilledMidDelivery(t *testing.T) {
 	if code, ans, _ := a.post(t, "evt_orphaned"); code != http.StatusOK || !ans.Queued {
 		t.Fatalf("webhook = %d %+v, want 200 queued", code, ans)
 	}
-	eventuallyWithin(t, time.Minute, "the delivery to hang", func() bool { return requested(ds.next, "evt_orphaned") == 1 })
+	eventuallyWithin(t, time.Minute, "the delivery to hang", func() bool { return ds.next.Requests() == 1 })
 	b := ds.start(t, nil)
 	_ = b
 
@@ -249,7 +250,7 @@ func TestDurableSIGTERMMidDelivery(t *testing.T) {
 			t.Fatalf("webhook %s = %d", id, code)
 		}
 	}
-	eventuallyWithin(t, time.Minute, "the delivery to hang", func() bool { return requested(ds.next, "evt_cut") == 1 })
+	eventuallyWithin(t, time.Minute, "the delivery to hang", func() bool { return ds.next.Requests() == 1 })
 
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func TestDurableSIGTERMMidDelivery(t *testing.T) {
 	if code := a.wait(t, 30*time.Second); code != 0 {
 		t.Errorf("exit code after SIGTERM = %d, want 0", code)
 	}
-	if got := len(ds.next.Deliveries()); got != 1 {
+	if got := ds.next.Requests(); got != 1 {
 		t.Errorf("Next.js got %d requests before the next replica, want the cut one only", got)
 	}
 	code, out := ds.eventsCommand(t, "list", "--json")

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -141,5 +143,73 @@ func TestDurableStopWhileWaiting(t *testing.T) {
 	defer cancel()
 	if err := d.stop(ctx); err != nil {
 		t.Errorf("stop = %v", err)
+	}
+}
+
+// TestRunDurable runs the service in durable mode through run: the webhook
+// answers "queued" and the event reaches Next.js; the delivery metrics are
+// exported; River UI is on ADMIN_ADDR behind basic auth and nowhere on the
+// public listener.
+func TestRunDurable(t *testing.T) {
+	t.Parallel()
+	const adminPass = "correct-horse-battery-staple"
+	st := startStack(t, map[string]string{
+		"DATABASE_URL":   migratedDSN(t),
+		"ADMIN_ADDR":     "127.0.0.1:0",
+		"ADMIN_USERNAME": "ops",
+		"ADMIN_PASSWORD": adminPass,
+	})
+	base := st.svc.url
+	waitReady(t, base)
+
+	body, sig := signedEvent(t, "evt_durable_run", "checkout.session.completed")
+	resp, err := postWebhook(context.Background(), base, body, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(answer)) != `{"received":true,"queued":true}` {
+		t.Fatalf("webhook = %d %s, want 200 queued", resp.StatusCode, answer)
+	}
+	eventuallyWithin(t, time.Minute, "delivered", func() bool { return len(st.next.Processed()) == 1 })
+	eventuallyWithin(t, time.Minute, "the delivery metrics", func() bool {
+		_, m := get(t, st.svc.metricsURL+"/metrics")
+		return strings.Contains(m, `payments_api_delivery_attempts_total{outcome="delivered"} 1`) &&
+			strings.Contains(m, `payments_api_delivery_jobs{state="completed"} 1`) &&
+			strings.Contains(m, "payments_api_delivery_oldest_pending_seconds 0")
+	})
+
+	line := st.svc.stdout.logLine("listening")
+	admin := "http://" + line["admin_addr"].(string)
+	for _, c := range []struct {
+		user, pass string
+		want       int
+	}{{"", "", http.StatusUnauthorized}, {"ops", "wrong-password-0000", http.StatusUnauthorized}, {"ops", adminPass, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, admin+"/api/jobs?state=completed", nil)
+		if c.user != "" {
+			req.SetBasicAuth(c.user, c.pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("admin as %q = %d, want %d", c.user, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("admin 401 without a Basic challenge")
+		}
+		if c.want == http.StatusOK && !strings.Contains(string(b), "evt_durable_run") {
+			t.Errorf("River UI's job list lacks the event: %.200s", b)
+		}
+	}
+	if code, _ := get(t, base+"/api/jobs"); code != http.StatusNotFound {
+		t.Errorf("River UI's API on the public listener = %d, want 404", code)
+	}
+	if strings.Contains(st.svc.stdout.String(), adminPass) {
+		t.Error("the admin password is in the log")
 	}
 }

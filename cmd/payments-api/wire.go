@@ -19,9 +19,10 @@ import (
 
 // buildOptions turns the configuration into the HTTP server's options: the
 // feature handlers (Clerk verification, checkout, the webhook) and the
-// readiness that waits for Clerk's keys. ctx bounds their background work (the
-// JWKS refresh), not any request.
-func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, error) {
+// readiness that waits for Clerk's keys; and, with DATABASE_URL, durable
+// delivery, whose queue the webhook commits events to. ctx bounds their
+// background work (the JWKS refresh), not any request.
+func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, *durable, error) {
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
 		JWKSURL:           cfg.ClerkJWKSURL.String(),
@@ -32,7 +33,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Logger:            log,
 	})
 	if err != nil {
-		return httpapi.Options{}, fmt.Errorf("clerk verifier: %w", err)
+		return httpapi.Options{}, nil, fmt.Errorf("clerk verifier: %w", err)
 	}
 	readiness := &httpapi.Readiness{}
 	readiness.AddCheck(verifier.Ready)
@@ -43,7 +44,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Timeout:   stripeTimeout,
 	})
 	if err != nil {
-		return httpapi.Options{}, fmt.Errorf("stripe client: %w", err)
+		return httpapi.Options{}, nil, fmt.Errorf("stripe client: %w", err)
 	}
 	limit, burst := rate.Inf, 0
 	if r := cfg.CheckoutRateLimit; !r.Off() {
@@ -61,7 +62,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Registerer:     reg,
 	})
 	if err != nil {
-		return httpapi.Options{}, err // already "checkout: …"
+		return httpapi.Options{}, nil, err // already "checkout: …"
 	}
 
 	forwarder, err := forward.New(forward.Options{
@@ -72,7 +73,22 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Registerer: reg,
 	})
 	if err != nil {
-		return httpapi.Options{}, fmt.Errorf("webhook forwarder: %w", err)
+		return httpapi.Options{}, nil, fmt.Errorf("webhook forwarder: %w", err)
+	}
+	webhookOpts := webhook.Options{
+		Secret:       cfg.StripeWebhookSecret.Value(),
+		ForwardTypes: cfg.WebhookForwardEvents,
+		Forwarder:    forwarder, // synchronous: Stripe waits for Next.js
+		Registerer:   reg,
+	}
+	var dur *durable
+	if cfg.DatabaseURL.IsSet() {
+		// Durable: the webhook commits events to the queue; its workers call the
+		// same forwarder, one attempt at a time.
+		if dur, err = newDurable(ctx, cfg, forwarder, log, reg); err != nil {
+			return httpapi.Options{}, nil, fmt.Errorf("durable delivery: %w", err)
+		}
+		webhookOpts.Queue = dur.queue
 	}
 
 	return httpapi.Options{
@@ -82,15 +98,10 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		AllowedOrigins: cfg.CORSAllowedOrigins.List(),
 		Authenticate:   auth.Middleware(verifier),
 		Checkout:       checkoutHandler,
-		Webhook: webhook.Handler(webhook.Options{
-			Secret:       cfg.StripeWebhookSecret.Value(),
-			ForwardTypes: cfg.WebhookForwardEvents,
-			Forwarder:    forwarder,
-			Registerer:   reg,
-		}),
+		Webhook:         webhook.Handler(webhookOpts),
 		CheckoutMaxBody: checkout.MaxBodyBytes,
 		WebhookMaxBody:  webhook.MaxBodyBytes,
-	}, nil
+	}, dur, nil
 }
 
 // stripeAPIURL is STRIPE_API_URL as the checkout package takes it today: text,

@@ -22,6 +22,10 @@ import (
 // never is the reason a legitimate event fails.
 const maxBody = 1 << 20
 
+// StatusClientClosed is the status recorded for a delivery whose sender hung
+// up while it was delayed (nginx's 499): not accepted, not processed.
+const StatusClientClosed = 499
+
 // Delivery is one request whose signature verified.
 type Delivery struct {
 	N         int         // 1-based index of the request among all requests the receiver got
@@ -47,7 +51,8 @@ func WithRespond(respond func(n int) int) Option {
 }
 
 // WithDelay makes the n-th request wait before it is answered, or until the
-// request is cancelled, whichever comes first: a slow or hanging Next.js.
+// request is cancelled, whichever comes first: a slow or hanging Next.js. A
+// request cancelled meanwhile is recorded with StatusClientClosed.
 func WithDelay(delay func(n int) time.Duration) Option {
 	return func(r *Receiver) { r.delay = delay }
 }
@@ -118,6 +123,10 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	status := http.StatusOK
+	if rc.respond != nil {
+		status = rc.respond(n)
+	}
 	if rc.delay != nil {
 		if d := rc.delay(n); d > 0 {
 			t := time.NewTimer(d)
@@ -125,16 +134,15 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			case <-t.C:
 			case <-req.Context().Done():
 				t.Stop()
+				// The sender hung up before the answer: it will send again, so
+				// the event is not taken.
+				status = StatusClientClosed
 			}
 		}
 	}
-	status := http.StatusOK
-	if rc.respond != nil {
-		status = rc.respond(n)
-	}
 
 	rc.mu.Lock()
-	if rc.refusal.active(time.Now()) {
+	if rc.refusal.active(time.Now()) && status != StatusClientClosed {
 		status = rc.refusal.status
 	}
 	d := Delivery{

@@ -126,8 +126,13 @@ func TestDelayEndsWithTheRequest(t *testing.T) {
 	// The receiver notices the hang-up and records the delivery it stalled; Close
 	// returns once the handler has.
 	srv.Close()
-	if got := rc.Deliveries(); len(got) != 1 || got[0].ID != "evt_1" {
+	got := rc.Deliveries()
+	if len(got) != 1 || got[0].ID != "evt_1" {
 		t.Fatalf("recorded %d deliveries, want the stalled one", len(got))
+	}
+	if got[0].Status != fakenext.StatusClientClosed || got[0].Accepted() || len(rc.Processed()) != 0 {
+		t.Errorf("stalled delivery = status %d, processed %d; want %d and not processed: the sender never got an answer",
+			got[0].Status, len(rc.Processed()), fakenext.StatusClientClosed)
 	}
 }
 
@@ -139,7 +144,7 @@ func TestRefuse(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	deliver := func() int {
-		status, _ := send(t, srv.URL, body, signed(body, secret, time.Now()))
+		status, _ := send(t, srv.URL, body, webhooktest.Sign(body, secret, time.Now()))
 		return status
 	}
 
@@ -197,7 +202,7 @@ func TestControlHandler(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	deliver := func() int {
-		status, _ := send(t, hook.URL, body, signed(body, secret, time.Now()))
+		status, _ := send(t, hook.URL, body, webhooktest.Sign(body, secret, time.Now()))
 		return status
 	}
 
