@@ -92,12 +92,12 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 	}
 
 	return httpapi.Options{
-		Logger:         log,
-		Registerer:     reg,
-		Readiness:      readiness,
-		AllowedOrigins: cfg.CORSAllowedOrigins.List(),
-		Authenticate:   auth.Middleware(verifier),
-		Checkout:       checkoutHandler,
+		Logger:          log,
+		Registerer:      reg,
+		Readiness:       readiness,
+		AllowedOrigins:  cfg.CORSAllowedOrigins.List(),
+		Authenticate:    auth.Middleware(verifier),
+		Checkout:        checkoutHandler,
 		Webhook:         webhook.Handler(webhookOpts),
 		CheckoutMaxBody: checkout.MaxBodyBytes,
 		WebhookMaxBody:  webhook.MaxBodyBytes,
