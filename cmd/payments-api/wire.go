@@ -10,7 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/acme/payments-api/internal/auth"
-	"github.com/acme/payments-api/internal/checkout"
+	"github.com/acme/payments-api/internal/billing"
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/httpapi"
@@ -37,7 +37,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 	readiness := &httpapi.Readiness{}
 	readiness.AddCheck(verifier.Ready)
 
-	stripe, err := checkout.NewStripeClient(checkout.StripeOptions{
+	stripe, err := billing.NewStripeClient(billing.StripeOptions{
 		SecretKey: cfg.StripeSecretKey.Value(),
 		APIURL:    cfg.StripeAPIURL,
 		Timeout:   stripeTimeout,
@@ -50,7 +50,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		// N per period: N clicks at once, then one every period/N.
 		limit, burst = rate.Every(r.Per/time.Duration(r.N)), r.N
 	}
-	checkoutHandler, err := checkout.Handler(checkout.Options{
+	checkoutHandler, err := billing.Handler(billing.Options{
 		Stripe:         stripe,
 		PriceIDs:       cfg.StripePriceIDs,
 		SuccessURL:     cfg.CheckoutSuccessURL,

@@ -7,7 +7,7 @@
 // user, decodes the body strictly, learns the session mode from the Stripe
 // Price (cached), and talks to Stripe only through the Stripe port, whose
 // stripe-go implementation is StripeClient.
-package checkout
+package billing
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package checkout
+package billing
 
 // This file is the only one in the package that imports stripe-go.
 
