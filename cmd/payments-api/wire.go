@@ -14,6 +14,7 @@ import (
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/httpapi"
+	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/webhook"
 )
 
@@ -45,23 +46,33 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 	if err != nil {
 		return httpapi.Options{}, fmt.Errorf("stripe client: %w", err)
 	}
-	limit, burst := rate.Inf, 0
+	customers, err := billing.NewCustomers(billing.CustomerOptions{Stripe: stripe, Registerer: reg})
+	if err != nil {
+		return httpapi.Options{}, err // already "billing: …"
+	}
+	var limiter billing.Limiter
 	if r := cfg.CheckoutRateLimit; !r.Off() {
 		// N per period: N clicks at once, then one every period/N.
-		limit, burst = rate.Every(r.Per/time.Duration(r.N)), r.N
+		if limiter, err = billing.NewMemoryLimiter(rate.Every(r.Per/time.Duration(r.N)), r.N, 0, nil); err != nil {
+			return httpapi.Options{}, err
+		}
 	}
-	checkoutHandler, err := billing.Handler(billing.Options{
-		Stripe:         stripe,
-		PriceIDs:       cfg.StripePriceIDs,
-		SuccessURL:     cfg.CheckoutSuccessURL,
-		CancelURL:      cfg.CheckoutCancelURL,
-		AllowedOrigins: cfg.CORSAllowedOrigins,
-		RateLimit:      limit,
-		RateBurst:      burst,
-		Registerer:     reg,
+	origins, err := origin.NewSet(cfg.CORSAllowedOrigins)
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("allowed origins: %w", err)
+	}
+	checkoutHandler, err := billing.CheckoutHandler(billing.CheckoutOptions{
+		Stripe:     stripe,
+		Customers:  customers,
+		Limiter:    limiter,
+		PriceIDs:   cfg.StripePriceIDs,
+		Origins:    origins,
+		SuccessURL: cfg.CheckoutSuccessURL,
+		CancelURL:  cfg.CheckoutCancelURL,
+		Registerer: reg,
 	})
 	if err != nil {
-		return httpapi.Options{}, err // already "checkout: …"
+		return httpapi.Options{}, err // already "billing: …"
 	}
 
 	forwarder, err := forward.New(forward.Options{

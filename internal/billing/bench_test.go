@@ -14,7 +14,7 @@ import (
 )
 
 // instantStripe is an in-process Stripe port that answers at once. It exists
-// to measure the handler's own cost, not to test behaviour.
+// to measure the handlers' own cost, not to test behaviour.
 type instantStripe struct{}
 
 var _ Stripe = instantStripe{}
@@ -27,30 +27,54 @@ func (instantStripe) CreateCheckoutSession(context.Context, SessionParams) (Sess
 	return Session{ID: "cs_test_bench", URL: "https://checkout.stripe.com/c/pay/cs_test_bench"}, nil
 }
 
-// BenchmarkHandler measures one successful checkout through the handler:
+func (instantStripe) SearchCustomers(context.Context, string) ([]Customer, error) {
+	return []Customer{{ID: "cus_bench", Created: 1}}, nil
+}
+
+func (instantStripe) CreateCustomer(context.Context, CustomerParams) (Customer, error) {
+	return Customer{ID: "cus_bench", Created: 1}, nil
+}
+
+func (instantStripe) Subscriptions(context.Context, SubscriptionQuery) ([]Subscription, error) {
+	return []Subscription{{ID: "sub_bench", Status: StatusCanceled, Created: 1, PriceID: "price_bench", Quantity: 1}}, nil
+}
+
+func (instantStripe) CreatePortalSession(context.Context, PortalParams) (string, error) {
+	return "https://billing.stripe.com/p/session/bench", nil
+}
+
+// BenchmarkCheckout measures one successful checkout through the handler:
 // identity, rate limiter, strict decoding, URL checks, idempotency key,
-// cached price and the JSON answer, with Stripe answering instantly. The
-// baseline is the cost of the request and recorder alone.
-func BenchmarkHandler(b *testing.B) {
+// cached price, the customer (found by search), the single-subscription guard
+// and the JSON answer, with Stripe answering instantly. The baseline is the
+// cost of the request and recorder alone.
+func BenchmarkCheckout(b *testing.B) {
 	body := `{"price_id":"` + priceSub + `","quantity":2,"success_url":"https://app.example.com/ok?session_id={CHECKOUT_SESSION_ID}","cancel_url":"https://app.example.com/pricing"}`
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"session_id":"cs_test_bench","url":"https://checkout.stripe.com/c/pay/cs_test_bench"}` + "\n"))
 	})
 	for _, bc := range []struct {
-		name  string
-		limit rate.Limit // 0: the baseline, a handler that only answers
+		name    string
+		handler bool
+		limited bool
 	}{
-		{"baseline", 0},
-		{"limiter off", rate.Inf},
-		{"limiter on", rate.Limit(1e9)},
+		{"baseline", false, false},
+		{"limiter off", true, false},
+		{"limiter on", true, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var h http.Handler = ok
-			if bc.limit != 0 {
-				o := testOptions(instantStripe{})
-				o.RateLimit, o.RateBurst = bc.limit, 1e9
-				h = newStack(b, o).h
+			if bc.handler {
+				c := config{stripe: instantStripe{}, single: true}
+				if bc.limited {
+					l, err := NewMemoryLimiter(rate.Limit(1e9), 1e9, 0, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					c.limiter = l
+				}
+				h = newStack(b, c).checkout
 			}
 			ctx, _ := requestlog.New(context.Background(), testRequestID)
 			ctx = auth.WithIdentity(ctx, ada)
@@ -66,5 +90,21 @@ func BenchmarkHandler(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSubscriptionCached measures GET /stripe/subscription answered from
+// the cache, the common case of a page asking on every load.
+func BenchmarkSubscriptionCached(b *testing.B) {
+	h := newStack(b, config{stripe: instantStripe{}}).subscription
+	ctx, _ := requestlog.New(context.Background(), testRequestID)
+	ctx = auth.WithIdentity(ctx, ada)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/stripe/subscription", nil))
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
 	}
 }

@@ -13,26 +13,44 @@ import (
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/stripemock"
+	"github.com/acme/payments-api/internal/stripetest"
 )
 
 // TestCheckoutWithStripeMock runs the handler through the real stripe-go
-// adapter against the real stripe-mock, with a recording proxy in between. One
-// stripe-mock serves every subtest: it is stateless.
+// adapter against the real stripe-mock, with the stateful recording proxy in
+// between. One stripe-mock serves every subtest: it is stateless.
 func TestCheckoutWithStripeMock(t *testing.T) {
 	mock := stripemock.Start(t)
 
-	t.Run("subscription", func(t *testing.T) {
-		proxy := newRecordingProxy(t, mock.URL)
-		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
+	t.Run("subscription, first checkout creates the customer", func(t *testing.T) {
+		proxy := newProxy(t, mock)
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 
-		w := s.call(&ada, "application/json", `{"price_id":"`+priceSub+`"}`,
-			http.Header{"Idempotency-Key": {"click-1"}})
+		w := s.call(&ada, "application/json", `{"price_id":"`+priceSub+`"}`, http.Header{"Idempotency-Key": {"click-1"}})
 		wantSession(t, w)
-		if got := w.Header().Get("Cache-Control"); got != "no-store" {
-			t.Errorf("Cache-Control = %q, want no-store", got)
+
+		customers := proxy.Customers()
+		if len(customers) != 1 {
+			t.Fatalf("%d customers in Stripe, want 1", len(customers))
+		}
+		cus := customers[0].ID
+		creates := proxy.CallsTo(http.MethodPost, "/v1/customers")
+		if len(creates) != 1 {
+			t.Fatalf("%d customer creations, want 1", len(creates))
+		}
+		wantCustomer := url.Values{"email": {ada.Email}, "metadata[clerk_user_id]": {ada.UserID}}
+		if got := creates[0].Form; !reflect.DeepEqual(got, wantCustomer) {
+			t.Errorf("customer form reaching Stripe:\n got %v\nwant %v", got, wantCustomer)
+		}
+		if got, want := creates[0].IdempotencyKey, customerParams(ada).IdempotencyKey; got != want || !strings.HasPrefix(got, "customer:") {
+			t.Errorf("customer Idempotency-Key = %q, want %q", got, want)
+		}
+		searches := proxy.CallsTo(http.MethodGet, "/v1/customers/search")
+		if len(searches) != 1 || searches[0].Form.Get("query") != `metadata['clerk_user_id']:'user_2ada'` {
+			t.Errorf("searches = %+v, want one for metadata['clerk_user_id']:'user_2ada'", searches)
 		}
 
-		calls := proxy.sessionCalls()
+		calls := proxy.CallsTo(http.MethodPost, "/v1/checkout/sessions")
 		if len(calls) != 1 {
 			t.Fatalf("%d session creations reached Stripe, want 1", len(calls))
 		}
@@ -43,9 +61,9 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 			"success_url":                          {testSuccessURL},
 			"cancel_url":                           {testCancelURL},
 			"client_reference_id":                  {ada.UserID},
+			"customer":                             {cus},
 			"metadata[user_id]":                    {ada.UserID},
 			"subscription_data[metadata][user_id]": {ada.UserID},
-			"customer_email":                       {ada.Email},
 		}
 		if got := calls[0].Form; !reflect.DeepEqual(got, want) {
 			t.Errorf("form reaching Stripe:\n got %v\nwant %v", got, want)
@@ -56,21 +74,47 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 		if !strings.HasSuffix(calls[0].UserAgent, " payments-api") {
 			t.Errorf("User-Agent = %q, want it to end in payments-api", calls[0].UserAgent)
 		}
-		if got := s.count(t, OutcomeCreated); got != 1 {
-			t.Errorf("created = %v, want 1", got)
+		// The guard does not ask about a customer created just now.
+		if got := proxy.CallsTo(http.MethodGet, "/v1/subscriptions"); len(got) != 0 {
+			t.Errorf("%d subscription lists for a new customer, want 0", len(got))
+		}
+		if got := s.sessions(t, OutcomeCreated); got != 1 {
+			t.Errorf("sessions created = %v, want 1", got)
+		}
+		if got := s.customers(t, CustomerCreated); got != 1 {
+			t.Errorf("customers created = %v, want 1", got)
+		}
+
+		// The next checkout finds the customer, here through search.
+		wantSession(t, s.post(ada, `{"price_id":"`+priceOnce+`"}`))
+		calls = proxy.CallsTo(http.MethodPost, "/v1/checkout/sessions")
+		if got := calls[len(calls)-1].Form.Get("customer"); got != cus {
+			t.Errorf("second checkout customer = %q, want %q", got, cus)
+		}
+		if n := len(proxy.CallsTo(http.MethodPost, "/v1/customers")); n != 1 {
+			t.Errorf("%d customer creations after two checkouts, want 1", n)
+		}
+		if got := s.customers(t, CustomerFound); got != 1 {
+			t.Errorf("customers found = %v, want 1", got)
 		}
 	})
 
-	t.Run("payment", func(t *testing.T) {
-		proxy := newRecordingProxy(t, mock.URL)
-		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
+	t.Run("payment, user without email", func(t *testing.T) {
+		proxy := newProxy(t, mock)
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 
 		success := "http://localhost:3000/done?session_id={CHECKOUT_SESSION_ID}&plan=once"
 		cancel := "https://APP.example.com:443/back"
-		w := s.post(bob, fmt.Sprintf(`{"price_id":%q,"quantity":3,"success_url":%q,"cancel_url":%q}`, priceOnce, success, cancel))
-		wantSession(t, w)
+		wantSession(t, s.post(bob, fmt.Sprintf(`{"price_id":%q,"quantity":3,"success_url":%q,"cancel_url":%q}`, priceOnce, success, cancel)))
 
-		calls := proxy.sessionCalls()
+		creates := proxy.CallsTo(http.MethodPost, "/v1/customers")
+		if len(creates) != 1 {
+			t.Fatalf("%d customer creations, want 1", len(creates))
+		}
+		if got, want := creates[0].Form, (url.Values{"metadata[clerk_user_id]": {bob.UserID}}); !reflect.DeepEqual(got, want) {
+			t.Errorf("customer form:\n got %v\nwant %v", got, want)
+		}
+		calls := proxy.CallsTo(http.MethodPost, "/v1/checkout/sessions")
 		if len(calls) != 1 {
 			t.Fatalf("%d session creations reached Stripe, want 1", len(calls))
 		}
@@ -81,6 +125,7 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 			"success_url":             {success},
 			"cancel_url":              {cancel},
 			"client_reference_id":     {bob.UserID},
+			"customer":                {proxy.Customers()[0].ID},
 			"metadata[user_id]":       {bob.UserID},
 		}
 		if got := calls[0].Form; !reflect.DeepEqual(got, want) {
@@ -92,9 +137,50 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 		}
 	})
 
+	t.Run("promotion codes and trial days", func(t *testing.T) {
+		proxy := newProxy(t, mock)
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1), promo: true, trialDays: 14})
+		wantSession(t, s.post(ada, `{"price_id":"`+priceSub+`"}`))
+		wantSession(t, s.post(ada, `{"price_id":"`+priceOnce+`"}`))
+		calls := proxy.CallsTo(http.MethodPost, "/v1/checkout/sessions")
+		if len(calls) != 2 {
+			t.Fatalf("%d session creations, want 2", len(calls))
+		}
+		cus := proxy.Customers()[0].ID
+		want := []url.Values{{
+			"mode":                                 {"subscription"},
+			"line_items[0][price]":                 {priceSub},
+			"line_items[0][quantity]":              {"1"},
+			"success_url":                          {testSuccessURL},
+			"cancel_url":                           {testCancelURL},
+			"client_reference_id":                  {ada.UserID},
+			"customer":                             {cus},
+			"metadata[user_id]":                    {ada.UserID},
+			"allow_promotion_codes":                {"true"},
+			"subscription_data[metadata][user_id]": {ada.UserID},
+			"subscription_data[trial_period_days]": {"14"},
+		}, {
+			// A one-time price has no trial: the field would be refused.
+			"mode":                    {"payment"},
+			"line_items[0][price]":    {priceOnce},
+			"line_items[0][quantity]": {"1"},
+			"success_url":             {testSuccessURL},
+			"cancel_url":              {testCancelURL},
+			"client_reference_id":     {ada.UserID},
+			"customer":                {cus},
+			"metadata[user_id]":       {ada.UserID},
+			"allow_promotion_codes":   {"true"},
+		}}
+		for i := range want {
+			if got := calls[i].Form; !reflect.DeepEqual(got, want[i]) {
+				t.Errorf("session %d form:\n got %v\nwant %v", i, got, want[i])
+			}
+		}
+	})
+
 	t.Run("accepted variants", func(t *testing.T) {
-		proxy := newRecordingProxy(t, mock.URL)
-		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
+		proxy := newProxy(t, mock)
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 		tests := []struct {
 			name, contentType, body, quantity string
 		}{
@@ -104,7 +190,7 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 		}
 		for i, tt := range tests {
 			wantSession(t, s.call(&bob, tt.contentType, tt.body, nil))
-			calls := proxy.sessionCalls()
+			calls := proxy.CallsTo(http.MethodPost, "/v1/checkout/sessions")
 			if len(calls) != i+1 {
 				t.Fatalf("%s: %d session creations, want %d", tt.name, len(calls), i+1)
 			}
@@ -116,8 +202,8 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 	})
 
 	t.Run("idempotency keys are stable per user and scoped", func(t *testing.T) {
-		proxy := newRecordingProxy(t, mock.URL)
-		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
+		proxy := newProxy(t, mock)
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 		body := `{"price_id":"` + priceSub + `"}`
 		key := http.Header{"Idempotency-Key": {"same-click"}}
 		for _, who := range []auth.Identity{ada, ada, bob} {
@@ -127,7 +213,7 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 		for range 2 {
 			wantSession(t, s.post(ada, body))
 		}
-		calls := proxy.sessionCalls()
+		calls := proxy.CallsTo(http.MethodPost, "/v1/checkout/sessions")
 		if len(calls) != 5 {
 			t.Fatalf("%d session creations, want 5", len(calls))
 		}
@@ -147,31 +233,39 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 	})
 
 	t.Run("price cached", func(t *testing.T) {
-		proxy := newRecordingProxy(t, mock.URL)
+		proxy := newProxy(t, mock)
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-		o := testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1))
-		o.PriceTTL = time.Minute
-		o.Now = func() time.Time { return now }
-		s := newStack(t, o)
+		s := newStack(t, config{
+			stripe:   newStripeClient(t, proxy.URL, 5*time.Second, -1),
+			priceTTL: time.Minute,
+			now:      func() time.Time { return now },
+		})
 		body := `{"price_id":"` + priceSub + `"}`
 		for range 3 {
 			wantSession(t, s.post(ada, body))
 		}
-		if got, want := proxy.priceLookups(), 1; got != want {
+		if got, want := len(proxy.CallsTo(http.MethodGet, "/v1/prices/")), 1; got != want {
 			t.Errorf("price lookups after 3 checkouts = %d, want %d", got, want)
 		}
 		now = now.Add(time.Minute)
 		wantSession(t, s.post(ada, body))
-		if got, want := proxy.priceLookups(), 2; got != want {
+		if got, want := len(proxy.CallsTo(http.MethodGet, "/v1/prices/")), 2; got != want {
 			t.Errorf("price lookups after the TTL = %d, want %d", got, want)
 		}
 	})
 
 	t.Run("concurrent misses share one lookup", func(t *testing.T) {
+		proxy := newProxy(t, mock)
 		hold := make(chan struct{})
 		seen := make(chan struct{}, 16)
-		proxy := newRecordingProxy(t, mock.URL, func(p *recordingProxy) { p.holdPrices = hold; p.priceSeen = seen })
-		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 5*time.Second, -1)))
+		proxy.Intercept(func(r *http.Request) *stripetest.Answer {
+			if strings.HasPrefix(r.URL.Path, "/v1/prices/") {
+				seen <- struct{}{}
+				<-hold
+			}
+			return nil
+		})
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 		const n = 8
 		var wg sync.WaitGroup
 		codes := make([]int, n)
@@ -191,43 +285,43 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 				t.Errorf("request %d: status %d, want 200", i, c)
 			}
 		}
-		if got := proxy.priceLookups(); got != 1 {
+		if got := len(proxy.CallsTo(http.MethodGet, "/v1/prices/")); got != 1 {
 			t.Errorf("price lookups = %d, want 1", got)
 		}
 	})
 
 	t.Run("Stripe failures", func(t *testing.T) {
-		stripeError := func(status int, typ, code string) func(*http.Request) *cannedAnswer {
-			return func(r *http.Request) *cannedAnswer {
-				if r.Method != http.MethodPost {
-					return nil
-				}
-				return &cannedAnswer{status, fmt.Sprintf(`{"error":{"type":%q,"code":%q,"message":"Stripe-Secret-Text about ada@example.com"}}`, typ, code)}
-			}
-		}
 		tests := []struct {
-			name    string
-			price   string
-			answer  func(*http.Request) *cannedAnswer
-			key     string // secret key; empty: one stripe-mock accepts
-			status  int
-			detail  string
-			outcome string
-			cause   string // in the logged cause
+			name      string
+			price     string
+			intercept func(*http.Request) *stripetest.Answer
+			key       string // secret key; empty: one stripe-mock accepts
+			status    int
+			detail    string
+			outcome   string
+			customers string // the customers_total outcome counted; "" none
+			cause     string // in the logged cause
 		}{
-			{"unknown price", priceMissing, missingPrice, "", 400, "price_id is not available", OutcomeInvalidRequest, "get price: not found (status 404, type invalid_request_error, code resource_missing, param id"},
-			{"inactive price", priceInactive, nil, "", 400, "price_id is not available", OutcomeInvalidRequest, ""},
-			{"bad key", priceSub, nil, "sk_test_bad_key_1", 502, "payment provider", OutcomeStripeError, "get price: unavailable (status 401"},
-			{"Stripe 500", priceSub, stripeError(500, "api_error", ""), "", 502, "payment provider", OutcomeStripeError, "create checkout session: unavailable (status 500, type api_error, request_id req_canned)"},
-			{"Stripe 503", priceSub, stripeError(503, "api_error", ""), "", 502, "payment provider", OutcomeStripeError, "unavailable (status 503"},
-			{"Stripe 400 on create", priceSub, stripeError(400, "invalid_request_error", "parameter_invalid_string"), "", 502, "payment provider", OutcomeStripeError, "create checkout session: invalid request (status 400, type invalid_request_error, code parameter_invalid_string"},
-			{"Stripe 429", priceSub, stripeError(429, "invalid_request_error", "rate_limit"), "", 502, "payment provider", OutcomeStripeError, "unavailable (status 429"},
-			{"idempotency conflict", priceSub, stripeError(400, "idempotency_error", ""), "", 409, "Idempotency-Key", OutcomeIdempotencyConflict, "idempotency conflict (status 400, type idempotency_error"},
-			{"not JSON", priceSub, func(r *http.Request) *cannedAnswer { return &cannedAnswer{502, "<html>Stripe-Secret-Text</html>"} }, "", 502, "payment provider", OutcomeStripeError, "get price: unavailable: Couldn't deserialize JSON"},
+			{"unknown price", priceMissing, nil, "", 400, "price_id is not available", OutcomeInvalidRequest, "", "get price: not found (status 404, type invalid_request_error, code resource_missing, param id"},
+			{"inactive price", priceInactive, nil, "", 400, "price_id is not available", OutcomeInvalidRequest, "", ""},
+			{"bad key", priceSub, nil, "sk_test_bad_key_1", 502, "payment provider", OutcomeStripeError, "", "get price: unavailable (status 401"},
+			{"Stripe 500 on create", priceSub, stripeError("POST", "/v1/checkout/", 500, "api_error", ""), "", 502, "payment provider", OutcomeStripeError, CustomerCreated, "create checkout session: unavailable (status 500, type api_error, request_id req_intercepted)"},
+			{"Stripe 503", priceSub, stripeError("POST", "/v1/checkout/", 503, "api_error", ""), "", 502, "payment provider", OutcomeStripeError, CustomerCreated, "unavailable (status 503"},
+			{"Stripe 400 on create", priceSub, stripeError("POST", "/v1/checkout/", 400, "invalid_request_error", "parameter_invalid_string"), "", 502, "payment provider", OutcomeStripeError, CustomerCreated, "create checkout session: invalid request (status 400, type invalid_request_error, code parameter_invalid_string"},
+			{"Stripe 429", priceSub, stripeError("POST", "/v1/checkout/", 429, "invalid_request_error", "rate_limit"), "", 502, "payment provider", OutcomeStripeError, CustomerCreated, "unavailable (status 429"},
+			{"idempotency conflict", priceSub, stripeError("POST", "/v1/checkout/", 400, "idempotency_error", ""), "", 409, "Idempotency-Key", OutcomeIdempotencyConflict, CustomerCreated, "idempotency conflict (status 400, type idempotency_error"},
+			{"search fails", priceSub, stripeError("GET", "/v1/customers/search", 500, "api_error", ""), "", 502, "payment provider", OutcomeStripeError, CustomerError, "search customers: unavailable (status 500"},
+			{"customer create fails", priceSub, stripeError("POST", "/v1/customers", 500, "api_error", ""), "", 502, "payment provider", OutcomeStripeError, CustomerError, "create customer: unavailable (status 500"},
+			{"customer key still in use", priceSub, stripeError("POST", "/v1/customers", 409, "invalid_request_error", "idempotency_key_in_use"), "", 502, "payment provider", OutcomeStripeError, CustomerError, "create customer: unavailable (status 409"},
+			{"customer key with other parameters", priceSub, stripeError("POST", "/v1/customers", 400, "idempotency_error", ""), "", 409, "try again in a minute", OutcomeIdempotencyConflict, CustomerError, "create customer: idempotency conflict"},
+			{"not JSON", priceSub, func(r *http.Request) *stripetest.Answer {
+				return &stripetest.Answer{Status: 502, Body: "<html>Stripe-Secret-Text</html>"}
+			}, "", 502, "payment provider", OutcomeStripeError, "", "get price: unavailable: Couldn't deserialize JSON"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				proxy := newRecordingProxy(t, mock.URL, func(p *recordingProxy) { p.answer = tt.answer })
+				proxy := newProxy(t, mock)
+				proxy.Intercept(tt.intercept)
 				key := tt.key
 				if key == "" {
 					key = stripemock.Key
@@ -236,9 +330,9 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s := newStack(t, testOptions(c))
-				r := newRequest(&ada, "application/json", `{"price_id":"`+tt.price+`"}`, http.Header{"Idempotency-Key": {"k1"}})
-				wantProblem(t, s.serve(r), tt.status, tt.detail)
+				s := newStack(t, config{stripe: c})
+				r := newRequest(http.MethodPost, "/stripe/checkout", &ada, "application/json", `{"price_id":"`+tt.price+`"}`, http.Header{"Idempotency-Key": {"k1"}})
+				wantProblem(t, serve(s.checkout, r), tt.status, tt.detail)
 				cause := requestlog.From(r.Context()).Err()
 				if cause == nil || !strings.Contains(cause.Error(), tt.cause) {
 					t.Errorf("logged cause = %v, want it to contain %q", cause, tt.cause)
@@ -246,18 +340,34 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 				if cause != nil && strings.Contains(cause.Error(), ada.Email) {
 					t.Errorf("logged cause holds the email: %v", cause)
 				}
-				if got := s.count(t, tt.outcome); got != 1 {
+				if got := s.sessions(t, tt.outcome); got != 1 {
 					t.Errorf("%s = %v, want 1", tt.outcome, got)
+				}
+				for _, o := range []string{CustomerFound, CustomerCreated, CustomerError} {
+					want := 0.0
+					if o == tt.customers {
+						want = 1
+					}
+					if got := s.customers(t, o); got != want {
+						t.Errorf("customers %s = %v, want %v", o, got, want)
+					}
 				}
 			})
 		}
 	})
 
 	t.Run("Stripe too slow", func(t *testing.T) {
-		proxy := newRecordingProxy(t, mock.URL, func(p *recordingProxy) { p.delay = 5 * time.Second })
-		s := newStack(t, testOptions(newStripeClient(t, proxy.URL, 150*time.Millisecond, 1)))
+		proxy := newProxy(t, mock)
+		proxy.Intercept(func(r *http.Request) *stripetest.Answer {
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+			return nil
+		})
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 150*time.Millisecond, 1)})
 		wantProblem(t, s.post(ada, `{"price_id":"`+priceSub+`"}`), http.StatusGatewayTimeout, "did not answer in time")
-		if got := s.count(t, OutcomeStripeTimeout); got != 1 {
+		if got := s.sessions(t, OutcomeStripeTimeout); got != 1 {
 			t.Errorf("stripe_timeout = %v, want 1", got)
 		}
 	})
@@ -265,16 +375,14 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 
 func TestStripeDown(t *testing.T) {
 	// One retry: stripe-go waits about half a second, then fails again.
-	s := newStack(t, testOptions(newStripeClient(t, closedPort(t), 2*time.Second, 1)))
-	r := newRequest(&ada, "application/json", `{"price_id":"`+priceSub+`"}`, nil)
-	w := s.serve(r)
-	wantProblem(t, w, http.StatusBadGateway, "payment provider")
-	if got := s.count(t, OutcomeStripeError); got != 1 {
+	s := newStack(t, config{stripe: newStripeClient(t, closedPort(t), 2*time.Second, 1)})
+	r := newRequest(http.MethodPost, "/stripe/checkout", &ada, "application/json", `{"price_id":"`+priceSub+`"}`, nil)
+	wantProblem(t, serve(s.checkout, r), http.StatusBadGateway, "payment provider")
+	if got := s.sessions(t, OutcomeStripeError); got != 1 {
 		t.Errorf("stripe_error = %v, want 1", got)
 	}
 	// The cause reaches the log line, classified, without Stripe's text.
-	rec := requestlog.From(r.Context())
-	if err := rec.Err(); err == nil || !strings.Contains(err.Error(), "stripe get price: unavailable") {
+	if err := requestlog.From(r.Context()).Err(); err == nil || !strings.Contains(err.Error(), "stripe get price: unavailable") {
 		t.Errorf("logged cause = %v, want the unavailable price lookup", err)
 	}
 }

@@ -1,37 +1,36 @@
 package billing
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
-	"io"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/metricstest"
+	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/stripemock"
+	"github.com/acme/payments-api/internal/stripetest"
 )
 
 const (
 	testRequestID  = "req-test-1"
 	testSuccessURL = "https://app.example.com/checkout/success?session_id={CHECKOUT_SESSION_ID}"
 	testCancelURL  = "https://app.example.com/pricing"
+	testReturnURL  = "https://app.example.com/account"
 	priceSub       = "price_sub123"     // recurring, as stripe-mock answers every price
-	priceOnce      = "price_once123"    // rewritten to one-time by the proxy
-	priceInactive  = "price_inactive12" // rewritten to active=false by the proxy
+	priceOnce      = "price_once123"    // one-time, through the proxy
+	priceInactive  = "price_inactive12" // inactive, through the proxy
 	priceMissing   = "price_missing12"  // the proxy answers Stripe's 404
 )
 
@@ -42,186 +41,30 @@ var (
 
 // leaks are strings of Stripe's or the machine's that must never reach a client.
 var leaks = []string{
-	"stripe-mock", "validator", "invalid_request_error", "api_error", "idempotency_error",
-	"resource_missing", "No such price", "sk_test", "127.0.0.1", "Stripe-Secret-Text", "ada@example.com",
+	"stripe-mock", "stripetest", "validator", "invalid_request_error", "api_error", "idempotency_error",
+	"resource_missing", "No such", "sk_test", "127.0.0.1", "Stripe-Secret-Text", "ada@example.com",
+	"cus_", "database",
 }
 
-// stripeCall is one request that reached (the proxy in front of) Stripe.
-type stripeCall struct {
-	Method         string
-	Path           string
-	Form           url.Values
-	IdempotencyKey string
-	UserAgent      string
+var testOrigins = mustOrigins("https://app.example.com", "http://localhost:3000")
+
+func mustOrigins(list ...string) origin.Set {
+	s, err := origin.NewSet(list)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
-// cannedAnswer is a response the proxy gives instead of asking stripe-mock.
-type cannedAnswer struct {
-	status int
-	body   string
-}
-
-// recordingProxy sits between the adapter and stripe-mock. It records what
-// reaches Stripe and bends stripe-mock's fixtures where stripe-mock cannot
-// (one-time, inactive and missing prices, Stripe failures).
-type recordingProxy struct {
-	URL string
-
-	delay      time.Duration                       // before answering anything
-	answer     func(r *http.Request) *cannedAnswer // nil or a nil answer: forward
-	holdPrices chan struct{}                       // price lookups wait for it to close
-	priceSeen  chan struct{}                       // signalled on each price lookup
-
-	mu    sync.Mutex
-	calls []stripeCall
-}
-
-type proxyOption func(*recordingProxy)
-
-func newRecordingProxy(t *testing.T, mockURL string, opts ...proxyOption) *recordingProxy {
+// newProxy starts a stateful proxy in front of mock that knows the test's
+// one-time, inactive and missing prices.
+func newProxy(t testing.TB, mock *stripemock.Server) *stripetest.Proxy {
 	t.Helper()
-	target, err := url.Parse(mockURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &recordingProxy{}
-	for _, o := range opts {
-		o(p)
-	}
-	rp := &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
-		ModifyResponse: rewritePrice,
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("proxy: read body: %v", err)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		form := r.URL.Query()
-		if r.Method == http.MethodPost {
-			if form, err = url.ParseQuery(string(body)); err != nil {
-				t.Errorf("proxy: body is not a form: %v", err)
-			}
-		}
-		p.mu.Lock()
-		p.calls = append(p.calls, stripeCall{
-			Method: r.Method, Path: r.URL.Path, Form: form,
-			IdempotencyKey: r.Header.Get("Idempotency-Key"), UserAgent: r.Header.Get("User-Agent"),
-		})
-		p.mu.Unlock()
-
-		if strings.HasPrefix(r.URL.Path, "/v1/prices/") {
-			if p.priceSeen != nil {
-				p.priceSeen <- struct{}{}
-			}
-			if p.holdPrices != nil {
-				<-p.holdPrices
-			}
-		}
-		if p.delay > 0 {
-			select {
-			case <-time.After(p.delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if p.answer != nil {
-			if a := p.answer(r); a != nil {
-				w.Header().Set("Content-Type", "application/json")
-				w.Header().Set("Request-Id", "req_canned")
-				w.WriteHeader(a.status)
-				_, _ = io.WriteString(w, a.body)
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
+	p := stripetest.Start(t, mock.URL)
+	p.SetPrice(priceOnce, stripetest.Price{OneTime: true})
+	p.SetPrice(priceInactive, stripetest.Price{Inactive: true})
+	p.SetPrice(priceMissing, stripetest.Price{Missing: true})
 	return p
-}
-
-// rewritePrice turns stripe-mock's always-recurring, always-active Price into
-// the one the test needs.
-func rewritePrice(res *http.Response) error {
-	id, ok := strings.CutPrefix(res.Request.URL.Path, "/v1/prices/")
-	if !ok || res.StatusCode != http.StatusOK || (id != priceOnce && id != priceInactive) {
-		return nil
-	}
-	var price map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&price); err != nil {
-		return err
-	}
-	res.Body.Close()
-	switch id {
-	case priceOnce:
-		price["type"] = "one_time"
-		price["recurring"] = nil
-	case priceInactive:
-		price["active"] = false
-	}
-	b, err := json.Marshal(price)
-	if err != nil {
-		return err
-	}
-	res.Body = io.NopCloser(bytes.NewReader(b))
-	res.ContentLength = int64(len(b))
-	res.Header.Set("Content-Length", strconv.Itoa(len(b)))
-	return nil
-}
-
-// missingPrice answers a lookup of priceMissing as Stripe does.
-func missingPrice(r *http.Request) *cannedAnswer {
-	if r.URL.Path != "/v1/prices/"+priceMissing {
-		return nil
-	}
-	return &cannedAnswer{http.StatusNotFound, `{"error":{"code":"resource_missing","doc_url":"https://stripe.com/docs/error-codes/resource-missing","message":"No such price: 'price_missing12'","param":"id","type":"invalid_request_error"}}`}
-}
-
-func (p *recordingProxy) recorded() []stripeCall {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]stripeCall(nil), p.calls...)
-}
-
-// sessionCalls returns the recorded session creations.
-func (p *recordingProxy) sessionCalls() []stripeCall {
-	var out []stripeCall
-	for _, c := range p.recorded() {
-		if c.Method == http.MethodPost && c.Path == "/v1/checkout/sessions" {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (p *recordingProxy) priceLookups() int {
-	n := 0
-	for _, c := range p.recorded() {
-		if strings.HasPrefix(c.Path, "/v1/prices/") {
-			n++
-		}
-	}
-	return n
-}
-
-// stack is a handler wired to a Stripe API through the real adapter.
-type stack struct {
-	h   *handler
-	reg *prometheus.Registry
-}
-
-func testOptions(s Stripe) Options {
-	return Options{
-		Stripe:         s,
-		PriceIDs:       []string{priceSub, priceOnce, priceInactive, priceMissing},
-		SuccessURL:     testSuccessURL,
-		CancelURL:      testCancelURL,
-		AllowedOrigins: []string{"https://app.example.com", "http://localhost:3000"},
-		RateLimit:      rate.Inf,
-	}
 }
 
 func newStripeClient(t testing.TB, apiURL string, timeout time.Duration, retries int) *StripeClient {
@@ -233,21 +76,74 @@ func newStripeClient(t testing.TB, apiURL string, timeout time.Duration, retries
 	return c
 }
 
-func newStack(t testing.TB, o Options) *stack {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	o.Registerer = reg
-	h, err := newHandler(o)
-	if err != nil {
-		t.Fatalf("newHandler: %v", err)
-	}
-	return &stack{h: h, reg: reg}
+// config is what a stack is built from; the zero value of a field means the
+// test's default.
+type config struct {
+	stripe             Stripe
+	store              CustomerStore
+	limiter            Limiter
+	promo              bool
+	trialDays          int
+	single             bool
+	portalConfig       string
+	now                func() time.Time
+	priceTTL, cacheTTL time.Duration
+	maxCachedUsers     int
 }
 
-// newRequest builds a checkout request as who (nil: no identity), with a
-// request log record as the middleware would make.
-func newRequest(who *auth.Identity, contentType, body string, header http.Header) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, "/stripe/checkout", strings.NewReader(body))
+// stack is the three handlers wired as the service wires them: one Stripe
+// port, one customer rule, one limiter, one registry.
+type stack struct {
+	checkout     *checkoutHandler
+	portal       http.Handler
+	subscription http.Handler
+	reg          *prometheus.Registry
+}
+
+func newStack(t testing.TB, c config) *stack {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	customers, err := NewCustomers(CustomerOptions{Stripe: c.stripe, Store: c.store, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := CheckoutOptions{
+		Stripe:              c.stripe,
+		Customers:           customers,
+		Limiter:             c.limiter,
+		PriceIDs:            []string{priceSub, priceOnce, priceInactive, priceMissing},
+		Origins:             testOrigins,
+		SuccessURL:          testSuccessURL,
+		CancelURL:           testCancelURL,
+		AllowPromotionCodes: c.promo,
+		TrialDays:           c.trialDays,
+		SingleSubscription:  c.single,
+		PriceTTL:            c.priceTTL,
+		Registerer:          reg,
+		Now:                 c.now,
+	}
+	s := &stack{reg: reg}
+	if s.checkout, err = newCheckout(co); err != nil {
+		t.Fatalf("checkout: %v", err)
+	}
+	if s.portal, err = PortalHandler(PortalOptions{
+		Stripe: c.stripe, Customers: customers, Limiter: c.limiter, Origins: testOrigins,
+		ReturnURL: testReturnURL, Configuration: c.portalConfig, Registerer: reg,
+	}); err != nil {
+		t.Fatalf("portal: %v", err)
+	}
+	if s.subscription, err = SubscriptionHandler(SubscriptionOptions{
+		Stripe: c.stripe, Customers: customers, CacheTTL: c.cacheTTL, MaxCachedUsers: c.maxCachedUsers, Now: c.now,
+	}); err != nil {
+		t.Fatalf("subscription: %v", err)
+	}
+	return s
+}
+
+// newRequest builds a request as who (nil: no identity), with a request log
+// record as the middleware would make.
+func newRequest(method, path string, who *auth.Identity, contentType, body string, header http.Header) *http.Request {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	if contentType != "" {
 		r.Header.Set("Content-Type", contentType)
 	}
@@ -263,25 +159,46 @@ func newRequest(who *auth.Identity, contentType, body string, header http.Header
 	return r.WithContext(ctx)
 }
 
-func (s *stack) serve(r *http.Request) *httptest.ResponseRecorder {
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	s.h.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 	return w
 }
 
 // call sends one checkout request as who (nil: no identity).
 func (s *stack) call(who *auth.Identity, contentType, body string, header http.Header) *httptest.ResponseRecorder {
-	return s.serve(newRequest(who, contentType, body, header))
+	return serve(s.checkout, newRequest(http.MethodPost, "/stripe/checkout", who, contentType, body, header))
 }
 
+// post sends a JSON checkout request as who.
 func (s *stack) post(who auth.Identity, body string) *httptest.ResponseRecorder {
 	return s.call(&who, "application/json", body, nil)
 }
 
-// count returns payments_api_checkout_sessions_total{outcome}.
-func (s *stack) count(t testing.TB, outcome string) float64 {
+// openPortal sends POST /stripe/portal as who.
+func (s *stack) openPortal(who auth.Identity, contentType, body string) *httptest.ResponseRecorder {
+	return serve(s.portal, newRequest(http.MethodPost, "/stripe/portal", &who, contentType, body, nil))
+}
+
+// state sends GET /stripe/subscription as who.
+func (s *stack) state(who auth.Identity) *httptest.ResponseRecorder {
+	return serve(s.subscription, newRequest(http.MethodGet, "/stripe/subscription", &who, "", "", nil))
+}
+
+// count returns the counter name{outcome}.
+func (s *stack) count(t testing.TB, name, outcome string) float64 {
 	t.Helper()
-	return metricstest.Value(t, s.reg, "payments_api_checkout_sessions_total", map[string]string{"outcome": outcome})
+	return metricstest.Value(t, s.reg, name, map[string]string{"outcome": outcome})
+}
+
+func (s *stack) sessions(t testing.TB, outcome string) float64 {
+	t.Helper()
+	return s.count(t, "payments_api_checkout_sessions_total", outcome)
+}
+
+func (s *stack) customers(t testing.TB, outcome string) float64 {
+	t.Helper()
+	return s.count(t, "payments_api_customers_total", outcome)
 }
 
 // wantProblem checks that w is the problem document for status, whose detail
@@ -313,8 +230,8 @@ func wantProblem(t testing.TB, w *httptest.ResponseRecorder, status int, detail 
 	return got
 }
 
-// wantSession checks a 200 answer and returns it.
-func wantSession(t testing.TB, w *httptest.ResponseRecorder) response {
+// decodeOK checks a 200 JSON answer and decodes it strictly into v.
+func decodeOK(t testing.TB, w *httptest.ResponseRecorder, v any) {
 	t.Helper()
 	if w.Code != http.StatusOK {
 		t.Fatalf("status = %d, want 200; body %s", w.Code, w.Body)
@@ -322,12 +239,21 @@ func wantSession(t testing.TB, w *httptest.ResponseRecorder) response {
 	if got, want := w.Header().Get("Content-Type"), "application/json"; got != want {
 		t.Errorf("Content-Type = %q, want %q", got, want)
 	}
-	var got response
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", got)
+	}
 	dec := json.NewDecoder(w.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&got); err != nil {
+	if err := dec.Decode(v); err != nil {
 		t.Fatalf("decode %s: %v", w.Body, err)
 	}
+}
+
+// wantSession checks a 200 checkout answer and returns it.
+func wantSession(t testing.TB, w *httptest.ResponseRecorder) checkoutResponse {
+	t.Helper()
+	var got checkoutResponse
+	decodeOK(t, w, &got)
 	if !strings.HasPrefix(got.SessionID, "cs_") || !strings.HasPrefix(got.URL, "https://") {
 		t.Errorf("response = %+v, want a cs_ id and an https URL", got)
 	}
@@ -344,4 +270,108 @@ func closedPort(t testing.TB) string {
 	addr := l.Addr().String()
 	l.Close()
 	return "http://" + addr
+}
+
+// memStore is a CustomerStore in memory, standing in for the database. fail
+// makes every call fail; block makes every call wait for its context, as a
+// database that does not answer.
+type memStore struct {
+	mu        sync.Mutex
+	customers map[string]string
+	fail      bool
+	block     bool
+	deadlines []time.Duration // the budget each call was given
+	saves     int
+}
+
+var _ CustomerStore = (*memStore)(nil)
+
+var errStoreDown = errors.New("database at 10.0.0.5 refused the connection")
+
+func newMemStore(seed map[string]string) *memStore {
+	m := &memStore{customers: make(map[string]string)}
+	for k, v := range seed {
+		m.customers[k] = v
+	}
+	return m
+}
+
+func (m *memStore) enter(ctx context.Context) error {
+	m.mu.Lock()
+	if d, ok := ctx.Deadline(); ok {
+		m.deadlines = append(m.deadlines, time.Until(d))
+	} else {
+		m.deadlines = append(m.deadlines, -1)
+	}
+	fail, block := m.fail, m.block
+	m.mu.Unlock()
+	switch {
+	case block:
+		<-ctx.Done()
+		return ctx.Err()
+	case fail:
+		return errStoreDown
+	}
+	return nil
+}
+
+func (m *memStore) Customer(ctx context.Context, userID string) (string, error) {
+	if err := m.enter(ctx); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.customers[userID], nil
+}
+
+func (m *memStore) SaveCustomer(ctx context.Context, userID, customerID string) error {
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.saves++
+	if _, ok := m.customers[userID]; !ok {
+		m.customers[userID] = customerID
+	}
+	return nil
+}
+
+func (m *memStore) get(userID string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.customers[userID]
+}
+
+// calls returns the number of calls made to the store.
+func (m *memStore) calls() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.deadlines)
+}
+
+// maxDeadline returns the largest budget a call was given; -1 when a call had
+// none.
+func (m *memStore) maxDeadline() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var most time.Duration
+	for _, d := range m.deadlines {
+		if d < 0 {
+			return -1
+		}
+		most = max(most, d)
+	}
+	return most
+}
+
+// stripeError is an intercept that answers Stripe's error for calls matching
+// method and path prefix, with a message that must never leak.
+func stripeError(method, pathPrefix string, status int, typ, code string) func(*http.Request) *stripetest.Answer {
+	return func(r *http.Request) *stripetest.Answer {
+		if r.Method != method || !strings.HasPrefix(r.URL.Path, pathPrefix) {
+			return nil
+		}
+		return &stripetest.Answer{Status: status, Body: `{"error":{"type":"` + typ + `","code":"` + code + `","message":"Stripe-Secret-Text about ada@example.com"}}`}
+	}
 }

@@ -2,14 +2,53 @@ package billing
 
 import (
 	"container/list"
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
+// This file is temporary: the in-memory limiter moves to internal/ratelimit,
+// which implements Limiter for memory and Redis. Until that lands, wiring and
+// tests use this copy.
+
 // DefaultMaxTrackedUsers is the default cap on per-user limiters kept in memory.
 const DefaultMaxTrackedUsers = 10_000
+
+// MemoryLimiter is a Limiter that keeps a token bucket per user in this
+// process's memory, for at most a fixed number of users.
+type MemoryLimiter struct {
+	l   *userLimiter
+	now func() time.Time
+}
+
+var _ Limiter = (*MemoryLimiter)(nil)
+
+// NewMemoryLimiter returns a Limiter that lets each user make burst requests
+// at once, then one every 1/limit seconds, tracking at most maxUsers users (0:
+// DefaultMaxTrackedUsers). now is the clock; nil means time.Now.
+func NewMemoryLimiter(limit rate.Limit, burst, maxUsers int, now func() time.Time) (*MemoryLimiter, error) {
+	switch {
+	case limit <= 0 || limit == rate.Inf || burst < 1:
+		return nil, fmt.Errorf("billing: rate limit %v with burst %d", limit, burst)
+	case maxUsers < 0:
+		return nil, fmt.Errorf("billing: negative MaxTrackedUsers %d", maxUsers)
+	case maxUsers == 0:
+		maxUsers = DefaultMaxTrackedUsers
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryLimiter{l: newUserLimiter(limit, burst, maxUsers), now: now}, nil
+}
+
+// Allow takes a token of user's bucket.
+func (m *MemoryLimiter) Allow(_ context.Context, user string) (bool, time.Duration) {
+	d := m.l.wait(user, m.now())
+	return d == 0, d
+}
 
 // userLimiter is a token bucket per user, in bounded memory. Entries are kept
 // in least-recently-used order. An entry idle long enough for its bucket to
