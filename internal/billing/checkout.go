@@ -83,7 +83,6 @@ type CheckoutOptions struct {
 type checkoutHandler struct {
 	stripe    Stripe
 	customers *Customers
-	limiter   Limiter
 	prices    *priceCache
 	priceIDs  map[string]struct{}
 	origins   origin.Set
@@ -92,21 +91,12 @@ type checkoutHandler struct {
 	promo     bool
 	trialDays int64
 	single    bool
-	outcomes  map[string]prometheus.Counter
 }
 
 // CheckoutHandler returns the POST /stripe/checkout handler. It must run behind the
 // auth middleware, which puts the caller's auth.Identity in the context. An
 // error means invalid options or a metric that cannot be registered.
 func CheckoutHandler(o CheckoutOptions) (http.Handler, error) {
-	h, err := newCheckout(o)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-func newCheckout(o CheckoutOptions) (*checkoutHandler, error) {
 	switch {
 	case o.Stripe == nil:
 		return nil, errors.New("billing: checkout: no Stripe port")
@@ -126,7 +116,6 @@ func newCheckout(o CheckoutOptions) (*checkoutHandler, error) {
 	h := &checkoutHandler{
 		stripe:    o.Stripe,
 		customers: o.Customers,
-		limiter:   o.Limiter,
 		priceIDs:  make(map[string]struct{}, len(o.PriceIDs)),
 		origins:   o.Origins,
 		success:   o.SuccessURL,
@@ -147,13 +136,12 @@ func newCheckout(o CheckoutOptions) (*checkoutHandler, error) {
 	}
 	h.prices = newPriceCache(o.Stripe, cmp.Or(o.PriceTTL, DefaultPriceTTL), now)
 
-	var err error
-	h.outcomes, err = outcomeCounters(o.Registerer, "payments_api_checkout_sessions_total",
+	outcomes, err := outcomeCounters(o.Registerer, "payments_api_checkout_sessions_total",
 		"POST /stripe/checkout requests by outcome.", checkoutOutcomes)
 	if err != nil {
 		return nil, err
 	}
-	return h, nil
+	return limitedPost[checkoutResponse]{limiter: o.Limiter, outcomes: outcomes, serve: h.serve}, nil
 }
 
 // checkoutRequest is the body of POST /stripe/checkout. Pointers tell "absent"
@@ -183,30 +171,9 @@ type checkoutResponse struct {
 	URL       string `json:"url"`
 }
 
-func (h *checkoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res, outcome, err := h.serve(w, r)
-	h.outcomes[outcome].Inc()
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	writeJSON(w, res)
-}
-
-func (h *checkoutHandler) serve(w http.ResponseWriter, r *http.Request) (checkoutResponse, string, error) {
+// serve creates the session for who.
+func (h *checkoutHandler) serve(w http.ResponseWriter, r *http.Request, who auth.Identity) (checkoutResponse, string, error) {
 	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		return checkoutResponse{}, OutcomeInvalidRequest, methodNotAllowed(http.MethodPost)
-	}
-	who, err := userOf(ctx)
-	if err != nil {
-		return checkoutResponse{}, OutcomeUnauthenticated, err
-	}
-	// Limit before any work, so that malformed requests count too.
-	if err := checkLimit(ctx, h.limiter, who.UserID); err != nil {
-		return checkoutResponse{}, OutcomeRateLimited, err
-	}
-
 	params, err := h.readRequest(w, r, who)
 	if err != nil {
 		return checkoutResponse{}, OutcomeInvalidRequest, err

@@ -216,6 +216,9 @@ func (c *Customers) search(ctx context.Context, userID string) (string, error) {
 // searchQuery is the Customer Search query for the user's customer. A quote
 // or backslash in the id is escaped, so that an id cannot change the query.
 func searchQuery(userID string) string {
-	escaped := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(userID)
-	return "metadata['" + UserIDMetadataKey + "']:'" + escaped + "'"
+	return "metadata['" + UserIDMetadataKey + "']:'" + queryEscaper.Replace(userID) + "'"
 }
+
+// queryEscaper escapes a string for a quoted value of Stripe's search query
+// language. A Replacer is safe for concurrent use and costly to build.
+var queryEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)

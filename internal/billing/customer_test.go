@@ -260,3 +260,15 @@ func TestSingleSubscription(t *testing.T) {
 		wantProblem(t, s.post(ada, `{"price_id":"`+priceSub+`"}`), http.StatusBadGateway, "payment provider")
 	})
 }
+
+func TestSearchQuery(t *testing.T) {
+	for _, tt := range []struct{ user, want string }{
+		{"user_2ada", `metadata['clerk_user_id']:'user_2ada'`},
+		{`user_' OR email:'x`, `metadata['clerk_user_id']:'user_\' OR email:\'x'`},
+		{`user_\`, `metadata['clerk_user_id']:'user_\\'`},
+	} {
+		if got := searchQuery(tt.user); got != tt.want {
+			t.Errorf("searchQuery(%q) = %q, want %q", tt.user, got, tt.want)
+		}
+	}
+}

@@ -94,7 +94,7 @@ type config struct {
 // stack is the three handlers wired as the service wires them: one Stripe
 // port, one customer rule, one limiter, one registry.
 type stack struct {
-	checkout     *checkoutHandler
+	checkout     http.Handler
 	portal       http.Handler
 	subscription http.Handler
 	reg          *prometheus.Registry
@@ -123,7 +123,7 @@ func newStack(t testing.TB, c config) *stack {
 		Now:                 c.now,
 	}
 	s := &stack{reg: reg}
-	if s.checkout, err = newCheckout(co); err != nil {
+	if s.checkout, err = CheckoutHandler(co); err != nil {
 		t.Fatalf("checkout: %v", err)
 	}
 	if s.portal, err = PortalHandler(PortalOptions{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/problem"
 )
@@ -49,11 +50,9 @@ type PortalOptions struct {
 type portalHandler struct {
 	stripe        Stripe
 	customers     *Customers
-	limiter       Limiter
 	origins       origin.Set
 	returnURL     string
 	configuration string
-	outcomes      map[string]prometheus.Counter
 }
 
 // PortalHandler returns the POST /stripe/portal handler: it opens a Stripe billing
@@ -76,15 +75,14 @@ func PortalHandler(o PortalOptions) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &portalHandler{
+	h := &portalHandler{
 		stripe:        o.Stripe,
 		customers:     o.Customers,
-		limiter:       o.Limiter,
 		origins:       o.Origins,
 		returnURL:     o.ReturnURL,
 		configuration: o.Configuration,
-		outcomes:      outcomes,
-	}, nil
+	}
+	return limitedPost[portalResponse]{limiter: o.Limiter, outcomes: outcomes, serve: h.serve}, nil
 }
 
 // portalRequest is the optional body of POST /stripe/portal.
@@ -101,28 +99,9 @@ type portalResponse struct {
 	URL string `json:"url"`
 }
 
-func (h *portalHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res, outcome, err := h.serve(w, r)
-	h.outcomes[outcome].Inc()
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	writeJSON(w, res)
-}
-
-func (h *portalHandler) serve(w http.ResponseWriter, r *http.Request) (portalResponse, string, error) {
+// serve opens the portal for who.
+func (h *portalHandler) serve(w http.ResponseWriter, r *http.Request, who auth.Identity) (portalResponse, string, error) {
 	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		return portalResponse{}, OutcomeInvalidRequest, methodNotAllowed(http.MethodPost)
-	}
-	who, err := userOf(ctx)
-	if err != nil {
-		return portalResponse{}, OutcomeUnauthenticated, err
-	}
-	if err := checkLimit(ctx, h.limiter, who.UserID); err != nil {
-		return portalResponse{}, OutcomeRateLimited, err
-	}
 	returnURL, err := h.readReturnURL(w, r)
 	if err != nil {
 		return portalResponse{}, OutcomeInvalidRequest, err

@@ -23,6 +23,41 @@ const (
 	OutcomeUnauthenticated = "unauthenticated" // no identity: a wiring bug, 500
 )
 
+// limitedPost is what checkout and the portal share: POST only, an
+// authenticated user within the shared per-user limit, the outcome counted,
+// a JSON answer or a problem. serve does the rest.
+type limitedPost[T any] struct {
+	limiter  Limiter
+	outcomes map[string]prometheus.Counter
+	serve    func(w http.ResponseWriter, r *http.Request, who auth.Identity) (T, string, error)
+}
+
+func (h limitedPost[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	res, outcome, err := h.handle(w, r)
+	h.outcomes[outcome].Inc()
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	writeJSON(w, res)
+}
+
+func (h limitedPost[T]) handle(w http.ResponseWriter, r *http.Request) (T, string, error) {
+	var zero T
+	if r.Method != http.MethodPost {
+		return zero, OutcomeInvalidRequest, methodNotAllowed(http.MethodPost)
+	}
+	who, err := userOf(r.Context())
+	if err != nil {
+		return zero, OutcomeUnauthenticated, err
+	}
+	// Limit before any work, so that malformed requests count too.
+	if err := checkLimit(r.Context(), h.limiter, who.UserID); err != nil {
+		return zero, OutcomeRateLimited, err
+	}
+	return h.serve(w, r, who)
+}
+
 // outcomeCounters registers the counter name{outcome} and returns it bound to
 // each outcome: every outcome shows from the start (at 0), and counting costs
 // no label lookup per request. A nil reg registers nothing.
