@@ -19,7 +19,7 @@
 //   - GET /v1/customers/{id} knows only those customers (else 404).
 //   - GET /v1/subscriptions lists the subscriptions added with
 //     AddSubscription, newest first, all statuses with status=all, else those
-//     not canceled.
+//     not canceled; GET /v1/subscriptions/{id} knows only those (else 404).
 //   - POST /v1/billing_portal/sessions and POST /v1/checkout/sessions refuse
 //     an unknown customer (400 resource_missing).
 //   - GET /v1/prices/{id} plays the one-time, inactive and missing prices set
@@ -49,6 +49,10 @@ import (
 	"testing"
 	"time"
 )
+
+// maxCalls bounds the calls kept (the oldest are dropped), so that a
+// long-running sandbox does not grow without end. No test makes as many.
+const maxCalls = 10_000
 
 // firstCreated is the creation time of the first object the Proxy makes; each
 // later one is a second newer, so that "newest first" is well defined.
@@ -96,6 +100,7 @@ type Subscription struct {
 	CurrentPeriodEnd  int64
 	CancelAtPeriodEnd bool
 	TrialEnd          int64
+	Metadata          map[string]string
 	NoItems           bool // an answer whose items list is empty
 }
 
@@ -242,7 +247,14 @@ func (p *Proxy) SetSubscriptionStatus(id, status string) bool {
 	return false
 }
 
-// Calls returns every call recorded so far, in order.
+// Subscriptions returns the customer's subscriptions, in the order added.
+func (p *Proxy) Subscriptions(customerID string) []Subscription {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.subs[customerID])
+}
+
+// Calls returns the calls recorded so far, in order (the last 10 000 at most).
 func (p *Proxy) Calls() []Call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -280,6 +292,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Lock()
+	if len(p.calls) == maxCalls {
+		p.calls = slices.Delete(p.calls, 0, maxCalls/10)
+	}
 	p.calls = append(p.calls, Call{
 		Method: r.Method, Path: r.URL.Path, Form: form,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), UserAgent: r.Header.Get("User-Agent"),
@@ -360,6 +375,8 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, form url.Values, 
 		out, err = p.getCustomer(w, strings.TrimPrefix(path, "/v1/customers/"), up.body)
 	case r.Method == http.MethodGet && path == "/v1/subscriptions":
 		out, err = p.listSubscriptions(form, up.body)
+	case r.Method == http.MethodGet && strings.HasPrefix(path, "/v1/subscriptions/"):
+		out, err = p.getSubscription(w, strings.TrimPrefix(path, "/v1/subscriptions/"), up.body)
 	case r.Method == http.MethodPost && path == "/v1/billing_portal/sessions":
 		out, err = p.portalSession(w, form, up.body)
 	case r.Method == http.MethodPost && path == "/v1/checkout/sessions":
@@ -506,6 +523,29 @@ func (p *Proxy) listSubscriptions(form url.Values, fixture []byte) ([]byte, erro
 	})
 }
 
+func (p *Proxy) getSubscription(w http.ResponseWriter, id string, fixture []byte) ([]byte, error) {
+	p.mu.Lock()
+	customerID, s, ok := p.subscription(id)
+	p.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "id", "No such subscription: '"+id+"'")
+		return nil, nil
+	}
+	return subscriptionJSON(fixture, customerID, s)
+}
+
+// subscription returns the subscription id and its customer; p.mu must be held.
+func (p *Proxy) subscription(id string) (customerID string, s Subscription, ok bool) {
+	for c, subs := range p.subs {
+		for _, s := range subs {
+			if s.ID == id {
+				return c, s, true
+			}
+		}
+	}
+	return "", Subscription{}, false
+}
+
 func (p *Proxy) portalSession(w http.ResponseWriter, form url.Values, fixture []byte) ([]byte, error) {
 	if !p.knowsCustomer(w, form.Get("customer")) {
 		return nil, nil
@@ -632,6 +672,10 @@ func subscriptionJSON(template []byte, customerID string, s Subscription) ([]byt
 		m["current_period_end"] = nilIfZero(s.CurrentPeriodEnd)
 		m["cancel_at_period_end"] = s.CancelAtPeriodEnd
 		m["trial_end"] = nilIfZero(s.TrialEnd)
+		m["metadata"] = map[string]string{}
+		if s.Metadata != nil {
+			m["metadata"] = s.Metadata
+		}
 		items, _ := m["items"].(map[string]any)
 		if items == nil {
 			return

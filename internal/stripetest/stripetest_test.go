@@ -168,7 +168,7 @@ func TestProxy(t *testing.T) {
 		p := Start(t, mock.URL)
 		c := client{t, p.URL}
 		cus := p.AddCustomer("", nil)
-		a := p.AddSubscription(cus, Subscription{Status: "active", PriceID: "price_a", Quantity: 2, Created: 300})
+		a := p.AddSubscription(cus, Subscription{Status: "active", PriceID: "price_a", Quantity: 2, Created: 300, Metadata: map[string]string{"user_id": "user_1"}})
 		x := p.AddSubscription(cus, Subscription{Status: "canceled", Created: 400})
 		e := p.AddSubscription(cus, Subscription{Status: "incomplete_expired", Created: 100})
 		p.AddSubscription("cus_other", Subscription{Status: "active"})
@@ -199,6 +199,15 @@ func TestProxy(t *testing.T) {
 		}
 		if !p.SetSubscriptionStatus(a, "past_due") || p.SetSubscriptionStatus("sub_unknown", "active") {
 			t.Error("SetSubscriptionStatus reports wrongly")
+		}
+		if status, doc, _ := c.do("GET", "/v1/subscriptions/"+a, nil, ""); status != 200 || doc["id"] != a || doc["status"] != "past_due" || doc["customer"] != cus || doc["metadata"].(map[string]any)["user_id"] != "user_1" {
+			t.Errorf("retrieve: %d %v", status, doc)
+		}
+		if status, doc, _ := c.do("GET", "/v1/subscriptions/sub_unknown", nil, ""); status != 404 || errorCode(doc) != "invalid_request_error/resource_missing" {
+			t.Errorf("retrieve unknown: %d %v, want 404 resource_missing", status, doc)
+		}
+		if got := p.Subscriptions(cus); len(got) != 3 || got[0].ID != a || got[0].Status != "past_due" {
+			t.Errorf("Subscriptions = %+v", got)
 		}
 	})
 
