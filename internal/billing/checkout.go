@@ -39,12 +39,6 @@ var checkoutOutcomes = []string{
 	OutcomeUnauthenticated,
 }
 
-// subscriptionsChecked is how many of a customer's subscriptions the
-// single-subscription guard reads: Stripe's largest page. Canceled ones are
-// left out by Stripe, so only a user with a hundred incomplete or paused
-// subscriptions could hide a live one from it.
-const subscriptionsChecked = 100
-
 // CheckoutOptions configures CheckoutHandler.
 type CheckoutOptions struct {
 	// Stripe is the Stripe port, normally a *StripeClient.
@@ -307,7 +301,9 @@ func (h *checkoutHandler) setCustomer(ctx context.Context, p *SessionParams, who
 	if !h.single || p.Mode != ModeSubscription || created {
 		return "", nil
 	}
-	subs, err := h.stripe.Subscriptions(ctx, SubscriptionQuery{CustomerID: id, Limit: subscriptionsChecked})
+	// One page of the subscriptions that are not canceled: only a user with a
+	// hundred incomplete or paused ones could hide a live one from it.
+	subs, err := h.stripe.Subscriptions(ctx, SubscriptionQuery{CustomerID: id, Limit: MaxPage})
 	if err != nil {
 		return upstreamProblem(err, "create the checkout session")
 	}

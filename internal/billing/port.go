@@ -82,13 +82,16 @@ type CustomerParams struct {
 	IdempotencyKey string
 }
 
+// MaxPage is the most objects Stripe lists in one page.
+const MaxPage = 100
+
 // SubscriptionQuery selects a customer's subscriptions.
 type SubscriptionQuery struct {
 	CustomerID string
 	// IncludeCanceled lists every status; otherwise canceled subscriptions
 	// are left out, as Stripe does by default.
 	IncludeCanceled bool
-	Limit           int // 1 to 100
+	Limit           int // 1 to MaxPage
 }
 
 // SubscriptionStatus is a Stripe Subscription's status.

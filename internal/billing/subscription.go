@@ -123,7 +123,7 @@ func (h *subscriptionHandler) serve(r *http.Request) (subscriptionState, error) 
 	if customerID != "" {
 		state.CustomerID = &customerID
 		subs, err := h.stripe.Subscriptions(ctx, SubscriptionQuery{
-			CustomerID: customerID, IncludeCanceled: true, Limit: subscriptionsChecked,
+			CustomerID: customerID, IncludeCanceled: true, Limit: MaxPage,
 		})
 		if err != nil {
 			_, perr := upstreamProblem(err, "tell your subscription state")
