@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -69,20 +68,13 @@ func NewCustomers(o CustomerOptions) (*Customers, error) {
 	if o.Stripe == nil {
 		return nil, errors.New("billing: customers: no Stripe port")
 	}
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "payments_api_customers_total",
-		Help: "Stripe customers looked up for a checkout, by outcome: found (reused, however found), created, error.",
-	}, []string{"outcome"})
-	if o.Registerer != nil {
-		if err := o.Registerer.Register(vec); err != nil {
-			return nil, fmt.Errorf("billing: register customer metrics: %w", err)
-		}
+	outcomes, err := outcomeCounters(o.Registerer, "payments_api_customers_total",
+		"Stripe customers looked up for a checkout, by outcome: found (reused, however found), created, error.",
+		[]string{CustomerFound, CustomerCreated, CustomerError})
+	if err != nil {
+		return nil, err
 	}
-	c := &Customers{stripe: o.Stripe, store: o.Store, outcomes: make(map[string]prometheus.Counter, 3)}
-	for _, name := range []string{CustomerFound, CustomerCreated, CustomerError} {
-		c.outcomes[name] = vec.WithLabelValues(name)
-	}
-	return c, nil
+	return &Customers{stripe: o.Stripe, store: o.Store, outcomes: outcomes}, nil
 }
 
 // Find returns the user's customer id, or "" when the user has none yet. It
