@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,8 +172,59 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 // sandbox starts everything, waits for ctx to end or a child to fail, and
 // stops everything it started, in reverse order, before it returns.
 func sandbox(ctx context.Context, s settings, getenv func(string) string, out, errOut *console) error {
-	// Check every port before building anything, so that a taken one is
-	// reported by the flag that chose it, at once.
+	var stops cleanup
+	defer stops.run()
+
+	if err := checkPorts(s); err != nil {
+		return err
+	}
+	clerkLn, nextLn, err := claimStandInPorts(s, &stops)
+	if err != nil {
+		return err
+	}
+	mockBin, err := findMock(s, getenv)
+	if err != nil {
+		return err
+	}
+	bin, err := buildService(ctx, out, errOut, &stops)
+	if err != nil {
+		return err
+	}
+	if err := serveStandIns(s, clerkLn, nextLn, out, &stops); err != nil {
+		return err
+	}
+	mockDone, err := startMock(ctx, s, mockBin, out, &stops)
+	if err != nil {
+		return err
+	}
+	svc, err := startService(ctx, s, bin, getenv, out, errOut, &stops)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, "http://"+s.apiAddr+"/readyz", svc.done); err != nil {
+		return err
+	}
+	out.printf("%s", banner(s))
+	return waitForEnd(ctx, svc, mockDone, out)
+}
+
+// cleanup is what to stop or remove, in the order things were started; run
+// undoes them in reverse, as defers would.
+type cleanup []func()
+
+func (c *cleanup) add(f func()) { *c = append(*c, f) }
+
+// run has a pointer receiver so that `defer stops.run()` sees what is added
+// after the defer statement.
+func (c *cleanup) run() {
+	for _, f := range slices.Backward(*c) {
+		f()
+	}
+}
+
+// checkPorts tries every port the children will listen on before anything is
+// built, so that a taken one is reported by the flag that chose it, at once.
+func checkPorts(s settings) error {
 	for _, a := range []struct{ flag, addr string }{
 		{"api-addr", s.apiAddr}, {"metrics-addr", s.metricsAddr}, {"stripe-mock-addr", s.mockAddr},
 	} {
@@ -185,48 +237,60 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 		}
 		ln.Close()
 	}
+	return nil
+}
+
+// claimStandInPorts listens on the stand-ins' addresses, which this process
+// serves itself.
+func claimStandInPorts(s settings, stops *cleanup) (clerk, next net.Listener, err error) {
 	clerkLn, err := listen("clerk-addr", s.clerkAddr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer clerkLn.Close()
+	stops.add(func() { clerkLn.Close() })
 	nextLn, err := listen("next-addr", s.nextAddr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer nextLn.Close()
+	stops.add(func() { nextLn.Close() })
+	return clerkLn, nextLn, nil
+}
 
-	var mockBin string
-	if s.startMock {
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		if mockBin, err = stripemock.FindBinary(getenv(stripemock.EnvBinary), wd); err != nil {
-			return err
-		}
+// findMock locates the stripe-mock binary when the sandbox is to start one.
+func findMock(s settings, getenv func(string) string) (string, error) {
+	if !s.startMock {
+		return "", nil
 	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return stripemock.FindBinary(getenv(stripemock.EnvBinary), wd)
+}
+
+// buildService builds payments-api into a temporary directory, removed on
+// cleanup.
+func buildService(ctx context.Context, out, errOut *console, stops *cleanup) (string, error) {
 	dir, err := os.MkdirTemp("", "payments-sandbox-")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.RemoveAll(dir)
+	stops.add(func() { os.RemoveAll(dir) })
 	out.printf("sandbox: building %s", servicePkg)
-	bin, err := build(ctx, dir, errOut)
-	if err != nil {
-		return err
-	}
+	return build(ctx, dir, errOut)
+}
 
-	// The stand-ins, in this process.
+// serveStandIns serves the Clerk stand-in (with /trigger) and the Next.js
+// stand-in, in this process.
+func serveStandIns(s settings, clerkLn, nextLn net.Listener, out *console, stops *cleanup) error {
 	clerk, err := fakeclerk.New("http://" + s.clerkAddr)
 	if err != nil {
 		return err
 	}
-	stripeBase := cmp.Or(s.stripeURL, "https://api.stripe.com")
 	clerkMux := http.NewServeMux()
 	clerkMux.Handle("/", clerk)
 	clerkMux.Handle("/trigger", &trigger{
-		stripeURL:  stripeBase,
+		stripeURL:  cmp.Or(s.stripeURL, "https://api.stripe.com"),
 		stripeKey:  s.stripeKey,
 		webhookURL: "http://" + s.apiAddr + "/stripe/webhook",
 		secret:     s.whsec,
@@ -242,40 +306,53 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	}{{clerkLn, clerkMux}, {nextLn, nextMux}} {
 		hs := &http.Server{Handler: srv.h, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hs.Serve(srv.ln) }()
-		defer hs.Close()
+		stops.add(func() { hs.Close() })
 	}
+	return nil
+}
 
-	// Children go into process groups of their own (childAttr): a Ctrl-C in
-	// the terminal then reaches only the sandbox, which stops them itself (the
-	// service with one SIGTERM, so that it shuts down gracefully) and waits for
-	// them.
-	var mockDone <-chan struct{}
-	if s.startMock {
-		mock, err := stripemock.Launch(ctx, mockBin, stripemock.Options{
-			HTTPAddr:    s.mockAddr,
-			SysProcAttr: childAttr(),
-			Log: func(line string) {
-				// One line per request and answer; not the request data, which
-				// holds e.g. customer emails.
-				if strings.HasPrefix(line, "Request: ") || strings.HasPrefix(line, "Response: ") {
-					out.printf("stripe-mock: %s", line)
-				}
-			},
-		})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			mock.Stop()
-			out.printf("sandbox: stripe-mock (pid %d) stopped", mock.Pid())
-		}()
-		mockDone = mock.Done()
-		out.printf("sandbox: started stripe-mock (pid %d) on %s", mock.Pid(), mock.URL)
+// startMock starts stripe-mock when the sandbox plays Stripe; the channel
+// closes if it exits (nil when none was started).
+//
+// Children go into process groups of their own (childAttr): a Ctrl-C in the
+// terminal then reaches only the sandbox, which stops them itself (the service
+// with one SIGTERM, so that it shuts down gracefully) and waits for them.
+func startMock(ctx context.Context, s settings, bin string, out *console, stops *cleanup) (<-chan struct{}, error) {
+	if !s.startMock {
+		return nil, nil
 	}
+	mock, err := stripemock.Launch(ctx, bin, stripemock.Options{
+		HTTPAddr:    s.mockAddr,
+		SysProcAttr: childAttr(),
+		Log: func(line string) {
+			// One line per request and answer; not the request data, which
+			// holds e.g. customer emails.
+			if strings.HasPrefix(line, "Request: ") || strings.HasPrefix(line, "Response: ") {
+				out.printf("stripe-mock: %s", line)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	stops.add(func() {
+		mock.Stop()
+		out.printf("sandbox: stripe-mock (pid %d) stopped", mock.Pid())
+	})
+	out.printf("sandbox: started stripe-mock (pid %d) on %s", mock.Pid(), mock.URL)
+	return mock.Done(), nil
+}
 
-	// The service's own context: cancelled once, by a signal or by the
-	// deferred stop below, so that it gets exactly one SIGTERM (a second one
-	// would make it skip its graceful shutdown).
+// child is the running payments-api.
+type child struct {
+	done chan struct{} // closed when it has exited
+	err  error         // how it exited, once done is closed
+}
+
+// startService starts payments-api with its own context, cancelled once (by
+// a signal or by the cleanup), so that it gets exactly one SIGTERM: a second
+// one would make it skip its graceful shutdown.
+func startService(ctx context.Context, s settings, bin string, getenv func(string) string, out, errOut *console, stops *cleanup) (*child, error) {
 	svcCtx, stopSvc := context.WithCancel(ctx)
 	svc := exec.CommandContext(svcCtx, bin)
 	svc.Env = serviceEnv(s, getenv)
@@ -286,39 +363,37 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	svc.WaitDelay = stopTimeout
 	if err := svc.Start(); err != nil {
 		stopSvc()
-		return fmt.Errorf("starting payments-api: %w", err)
+		return nil, fmt.Errorf("starting payments-api: %w", err)
 	}
-	svcDone := make(chan struct{})
-	var svcErr error
+	c := &child{done: make(chan struct{})}
 	go func() {
-		svcErr = svc.Wait()
-		close(svcDone)
+		c.err = svc.Wait()
+		close(c.done)
 	}()
-	defer func() {
+	stops.add(func() {
 		// Cancel sends SIGTERM; after stopTimeout, exec kills the process.
 		stopSvc()
-		<-svcDone
+		<-c.done
 		out.printf("sandbox: payments-api (pid %d) stopped: %v", svc.Process.Pid, svc.ProcessState)
-	}()
+	})
 	out.printf("sandbox: started payments-api (pid %d) on http://%s", svc.Process.Pid, s.apiAddr)
+	return c, nil
+}
 
-	if err := waitReady(ctx, "http://"+s.apiAddr+"/readyz", svcDone); err != nil {
-		return err
-	}
-	out.printf("%s", banner(s))
-
+// waitForEnd waits for a signal or for a child to exit. A signal stops both
+// children at once: their exits are then no surprise.
+func waitForEnd(ctx context.Context, svc *child, mockDone <-chan struct{}, out *console) error {
 	select {
 	case <-ctx.Done():
-	case <-svcDone:
+	case <-svc.done:
 	case <-mockDone:
 	}
-	// A signal stops both children at once: their exits are then no surprise.
 	switch {
 	case ctx.Err() != nil:
 		out.printf("sandbox: stopping")
 		return nil
-	case isDone(svcDone):
-		return fmt.Errorf("payments-api exited unexpectedly: %v", svcErr)
+	case isDone(svc.done):
+		return fmt.Errorf("payments-api exited unexpectedly: %v", svc.err)
 	default:
 		return errors.New("stripe-mock exited unexpectedly")
 	}

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/acme/payments-api/internal/stripetest"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 // eventKind says how to build the object of one event type.
@@ -319,15 +319,13 @@ func (t *trigger) send(ctx context.Context, ev event) (triggerResult, error) {
 	if err != nil {
 		return triggerResult{}, err
 	}
-	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
-		Payload: body, Secret: t.secret, Timestamp: time.Now(),
-	})
+	signature := webhooktest.Sign(body, t.secret, time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.webhookURL, bytes.NewReader(body))
 	if err != nil {
 		return triggerResult{}, err
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Stripe-Signature", signed.Header)
+	req.Header.Set("Stripe-Signature", signature)
 	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
 	res, err := t.client.Do(req)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/requestlog"
 )
 
@@ -142,9 +143,7 @@ func do(t testing.TB, v *auth.Verifier, prepare func(*http.Request)) result {
 	res.body = w.Body.String()
 	res.logAttrs = rec.Attrs()
 	if w.Code != http.StatusOK {
-		if err := json.Unmarshal(w.Body.Bytes(), &res.problem); err != nil {
-			t.Errorf("body is not a problem document: %v: %q", err, res.body)
-		}
+		res.problem = problemtest.Decode(t, problemtest.Recorded(w))
 	}
 	return res
 }

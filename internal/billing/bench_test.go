@@ -6,10 +6,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"golang.org/x/time/rate"
+	"time"
 
 	"github.com/acme/payments-api/internal/auth"
+	"github.com/acme/payments-api/internal/ratelimit"
 	"github.com/acme/payments-api/internal/requestlog"
 )
 
@@ -68,7 +68,7 @@ func BenchmarkCheckout(b *testing.B) {
 			if bc.handler {
 				c := config{stripe: instantStripe{}, single: true}
 				if bc.limited {
-					l, err := NewMemoryLimiter(rate.Limit(1e9), 1e9, 0, nil)
+					l, err := ratelimit.NewMemory(ratelimit.MemoryOptions{Rate: ratelimit.Rate{N: 1e9, Per: time.Second}})
 					if err != nil {
 						b.Fatal(err)
 					}

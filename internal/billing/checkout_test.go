@@ -326,7 +326,7 @@ func TestCheckoutWithStripeMock(t *testing.T) {
 				if key == "" {
 					key = stripemock.Key
 				}
-				c, err := NewStripeClient(StripeOptions{SecretKey: key, APIURL: proxy.URL, Timeout: 5 * time.Second, MaxRetries: -1})
+				c, err := NewStripeClient(StripeOptions{SecretKey: key, APIURL: mustURL(t, proxy.URL), Timeout: 5 * time.Second, MaxRetries: -1})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/acme/payments-api/internal/auth"
+	"github.com/acme/payments-api/internal/ratelimit"
 )
 
 // TestRateLimit drives a "2/m" limit through checkout and the portal with a
@@ -16,7 +15,7 @@ import (
 // which is enough: limiting comes first, so they count.
 func TestRateLimit(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	limiter, err := NewMemoryLimiter(rate.Every(time.Minute/2), 2, 0, func() time.Time { return now })
+	limiter, err := ratelimit.NewMemory(ratelimit.MemoryOptions{Rate: ratelimit.Rate{N: 2, Per: time.Minute}, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +68,7 @@ func TestRateLimit(t *testing.T) {
 // TestSubscriptionNotLimited proves GET /stripe/subscription spends none of
 // the allowance: a page may ask on every load.
 func TestSubscriptionNotLimited(t *testing.T) {
-	limiter, err := NewMemoryLimiter(rate.Every(time.Hour), 1, 0, nil)
+	limiter, err := ratelimit.NewMemory(ratelimit.MemoryOptions{Rate: ratelimit.Rate{N: 1, Per: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}

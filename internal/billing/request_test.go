@@ -238,8 +238,6 @@ func TestOptionsRefused(t *testing.T) {
 func TestNewStripeClientRefused(t *testing.T) {
 	tests := []StripeOptions{
 		{SecretKey: ""},
-		{SecretKey: "sk_test_abc", APIURL: "localhost:12111"},
-		{SecretKey: "sk_test_abc", APIURL: "ftp://localhost:12111"},
 		{SecretKey: "sk_test_abc", Timeout: -time.Second},
 		{SecretKey: "sk_test_abc", MaxRetries: 3},
 	}

@@ -35,8 +35,8 @@ const userAgentProduct = "payments-api"
 
 // StripeOptions configures NewStripeClient.
 type StripeOptions struct {
-	SecretKey string // sk_… or rk_…
-	APIURL    string // base URL; empty means Stripe's own (https://api.stripe.com)
+	SecretKey string   // sk_… or rk_…
+	APIURL    *url.URL // base URL; nil means Stripe's own (https://api.stripe.com)
 	// Timeout bounds each call, retries included; 0 means DefaultStripeTimeout.
 	Timeout time.Duration
 	// MaxRetries is the number of network retries: 0 means DefaultMaxRetries,
@@ -89,12 +89,8 @@ func NewStripeClient(o StripeOptions) (*StripeClient, error) {
 		// writer instead.
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
 	}
-	if o.APIURL != "" {
-		u, err := url.Parse(o.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("billing: Stripe API URL %q is not an absolute http(s) URL", o.APIURL)
-		}
-		cfg.URL = stripe.String(o.APIURL)
+	if o.APIURL != nil {
+		cfg.URL = stripe.String(o.APIURL.String())
 	}
 
 	var hc http.Client

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v76/webhook"
-
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 const secret = "whsec_test_nextjs_fedcba9876543210"
@@ -38,10 +37,6 @@ func send(t *testing.T, url string, b []byte, sig string) (int, string) {
 	return resp.StatusCode, string(out)
 }
 
-func signed(b []byte, s string, at time.Time) string {
-	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: b, Secret: s, Timestamp: at}).Header
-}
-
 func TestRejectsUnverifiedRequests(t *testing.T) {
 	var out bytes.Buffer
 	rc := fakenext.New(secret, fakenext.WithOutput(&out))
@@ -49,8 +44,8 @@ func TestRejectsUnverifiedRequests(t *testing.T) {
 	defer srv.Close()
 	tests := []struct{ name, sig string }{
 		{"no signature", ""},
-		{"wrong secret", signed(body, "whsec_other", time.Now())},
-		{"stale", signed(body, secret, time.Now().Add(-time.Hour))},
+		{"wrong secret", webhooktest.Sign(body, "whsec_other", time.Now())},
+		{"stale", webhooktest.Sign(body, secret, time.Now().Add(-time.Hour))},
 		{"garbage", "t=1,v1=zz"},
 	}
 	for _, tt := range tests {
@@ -82,7 +77,7 @@ func TestRecordsScriptedDeliveriesAndDuplicates(t *testing.T) {
 	defer srv.Close()
 
 	for i, want := range codes {
-		status, _ := send(t, srv.URL, body, signed(body, secret, time.Now()))
+		status, _ := send(t, srv.URL, body, webhooktest.Sign(body, secret, time.Now()))
 		if status != want {
 			t.Errorf("request %d: status = %d, want %d", i+1, status, want)
 		}
@@ -123,7 +118,7 @@ func TestDelayEndsWithTheRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, bytes.NewReader(body))
-	req.Header.Set("Stripe-Signature", signed(body, secret, time.Now()))
+	req.Header.Set("Stripe-Signature", webhooktest.Sign(body, secret, time.Now()))
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("a delayed request was answered")
