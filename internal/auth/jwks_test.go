@@ -49,6 +49,50 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+// TestRememberedHeaderOfARetiredKey: a token whose header was remembered is
+// refused once its key has left Clerk's JWKS, as any token of that key.
+func TestRememberedHeaderOfARetiredKey(t *testing.T) {
+	s := newClerkServer(t)
+	s.start(t, s.options())
+	ctx := context.Background()
+	old := s.mint(t, fakeclerk.Token{Subject: "user_old"})
+	for round := range 2 { // the second through the remembered header
+		if _, err := s.v.Verify(ctx, old); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+
+	// Clerk now serves only another key: the old one is rotated out.
+	next, err := fakeclerk.New(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.replacement.Store(next)
+	s.mode.Store("replaced")
+	fresh, err := next.Mint(fakeclerk.Token{Subject: "user_new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new kid asks for a refresh once the 50 ms bound since the last allows.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.v.Verify(ctx, fresh)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token of the new key still refused: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	_, err = s.v.Verify(ctx, old)
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.Reason != auth.ReasonUnknownKey {
+		t.Fatalf("token of the retired key: %v, want reason %q", err, auth.ReasonUnknownKey)
+	}
+}
+
 func TestJWKSDownAtStart(t *testing.T) {
 	s := newClerkServer(t)
 	s.clerk.SetDown(true)

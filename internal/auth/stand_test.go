@@ -35,7 +35,9 @@ const (
 type stand struct {
 	clerk *fakeclerk.Clerk
 	srv   *httptest.Server
-	mode  atomic.Value // "" serve, "garbage", "empty"
+	mode  atomic.Value // "" serve, "garbage", "empty", "replaced"
+	// replacement is the Clerk whose JWKS is served in mode "replaced".
+	replacement atomic.Pointer[fakeclerk.Clerk]
 	reg   *prometheus.Registry
 	logs  *bytes.Buffer
 	v     *auth.Verifier
@@ -57,6 +59,8 @@ func newClerkServer(t testing.TB) *stand {
 		case "empty":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"keys": []}`)
+		case "replaced":
+			s.replacement.Load().ServeHTTP(w, r)
 		default:
 			c.ServeHTTP(w, r)
 		}

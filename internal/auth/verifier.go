@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -87,6 +89,7 @@ type Verifier struct {
 	skew    time.Duration    // leeway for exp, nbf and iat
 	now     func() time.Time // the clock of those checks
 
+	rs256     jws.Verifier // jwx's RS256 signature check, for remembered headers
 	keys      atomic.Pointer[keySet]
 	ready     chan struct{} // closed once keys are loaded
 	readyOnce sync.Once
@@ -104,10 +107,12 @@ type Verifier struct {
 	stopped   bool          // the refresh loop has ended
 }
 
-// keySet is an immutable snapshot of the verification keys, already parsed.
+// keySet is an immutable snapshot of the verification keys, already parsed,
+// with the token headers verified with them so far.
 type keySet struct {
-	byKID map[string]*rsa.PublicKey
-	only  *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+	byKID   map[string]*rsa.PublicKey
+	only    *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+	headers knownHeaders
 }
 
 func (ks *keySet) lookup(kid string) (*rsa.PublicKey, bool) {
@@ -145,12 +150,17 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs256, err := jws.NewVerifier(jwa.RS256)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 
 	v := &Verifier{
 		issuer:  o.Issuer,
 		parties: make(map[string]struct{}, len(o.AuthorizedParties)),
 		log:     log,
 		m:       m,
+		rs256:   rs256,
 		ready:   make(chan struct{}),
 		skew:    skew,
 		now:     now,
@@ -243,9 +253,16 @@ func errOrNil(err *Error) error {
 	return err
 }
 
-// isCompactJWS reports whether s is three base64url segments (the last may be
-// empty, so that alg "none" is refused as an algorithm, not as noise). Anything
-// else, including the JSON serialization, is refused before jwx sees it.
+// isCompactJWS reports whether s is three canonical base64url segments (the
+// last may be empty, so that alg "none" is refused as an algorithm, not as
+// noise). Anything else, including the JSON serialization, is refused before
+// jwx sees it.
+//
+// Canonical means without padding and with the unused bits of the last
+// character zero, as every encoder writes it. jws.Verify re-encodes what it
+// decoded, so it would accept a second spelling of a genuine token; the check
+// of remembered headers signs the text as sent (RFC 7515's signing input),
+// which would not. Refusing other spellings keeps the two ways one.
 func isCompactJWS(s string) bool {
 	dots := 0
 	for i := 0; i < len(s); i++ {
@@ -262,6 +279,41 @@ func isCompactJWS(s string) bool {
 		return false
 	}
 	h, rest, _ := strings.Cut(s, ".")
-	p, _, _ := strings.Cut(rest, ".")
-	return h != "" && p != ""
+	p, sig, _ := strings.Cut(rest, ".")
+	return h != "" && p != "" && canonical(h) && canonical(p) && canonical(sig)
+}
+
+// canonical reports whether the base64url segment seg (alphabet already
+// checked, no padding) is the one encoding of the bytes it decodes to: its
+// length is not 1 more than a multiple of 4, and the bits of its last
+// character that encode nothing are zero.
+func canonical(seg string) bool {
+	var unused byte
+	switch len(seg) % 4 {
+	case 0:
+		return true
+	case 1:
+		return false
+	case 2:
+		unused = 0x0f // 2 of the last character's 6 bits are data
+	case 3:
+		unused = 0x03 // 4 of 6
+	}
+	return sextet(seg[len(seg)-1])&unused == 0
+}
+
+// sextet is the value of a base64url character.
+func sextet(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	default: // '_'
+		return 63
+	}
 }
