@@ -38,9 +38,9 @@ type stand struct {
 	mode  atomic.Value // "" serve, "garbage", "empty", "replaced"
 	// replacement is the Clerk whose JWKS is served in mode "replaced".
 	replacement atomic.Pointer[fakeclerk.Clerk]
-	reg   *prometheus.Registry
-	logs  *bytes.Buffer
-	v     *auth.Verifier
+	reg         *prometheus.Registry
+	logs        *bytes.Buffer
+	v           *auth.Verifier
 }
 
 func newClerkServer(t testing.TB) *stand {
