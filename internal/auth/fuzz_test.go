@@ -27,7 +27,7 @@ func fixedStand(tb testing.TB) (*stand, time.Time) {
 	tb.Helper()
 	s := newClerkServer(tb)
 	now := time.Now().Truncate(time.Second)
-	o := s.options()
+	o := s.options(tb)
 	o.Now = func() time.Time { return now }
 	o.MinRefreshInterval = 0 // the default bound: a fuzzer's random kids must not hammer the JWKS
 	o.Logger = nil

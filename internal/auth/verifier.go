@@ -16,6 +16,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // MaxTokenBytes is the longest token accepted. Clerk's session tokens are about
@@ -45,17 +47,19 @@ var ErrKeysNotLoaded = errors.New("clerk jwks not loaded yet")
 type Options struct {
 	// Issuer is the exact expected iss (CLERK_ISSUER), e.g. https://clerk.example.com.
 	Issuer string
-	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL). Unused when
-	// Key is set.
-	JWKSURL string
+	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL), an absolute
+	// http(s) URL as the configuration checked it. Unused when Key is set.
+	JWKSURL *url.URL
 	// Key is Clerk's RSA public key (CLERK_JWT_KEY, parsed and checked by the
 	// configuration). When set, verification never touches the network and
 	// the token's kid is not consulted.
 	Key *rsa.PublicKey
-	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES).
-	// A token with an azp not listed here is refused; with an empty list every
-	// token that carries an azp is refused.
-	AuthorizedParties []string
+	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES):
+	// the origins of the pages that may ask Clerk for a token, normalised as a
+	// browser writes an origin, which is what Clerk puts in azp. A token with an
+	// azp not listed is refused; with the zero Set every token that carries an
+	// azp is refused.
+	AuthorizedParties origin.Set
 	// ClockSkew is the leeway for exp, nbf and iat (CLERK_CLOCK_SKEW). Zero
 	// allows none, as CLERK_CLOCK_SKEW=0s asks; the configuration supplies
 	// Clerk's own 5 s when the variable is unset.
@@ -95,7 +99,7 @@ type Verifier struct {
 	readyOnce sync.Once
 
 	// JWKS mode only.
-	jwksURL      string
+	jwksURL      *url.URL // a copy of Options.JWKSURL
 	client       *http.Client
 	minRefresh   time.Duration
 	refreshEvery time.Duration
@@ -157,7 +161,7 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 
 	v := &Verifier{
 		issuer:  o.Issuer,
-		parties: make(map[string]struct{}, len(o.AuthorizedParties)),
+		parties: make(map[string]struct{}, o.AuthorizedParties.Len()),
 		log:     log,
 		m:       m,
 		rs256:   rs256,
@@ -165,7 +169,7 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		skew:    skew,
 		now:     now,
 	}
-	for _, p := range o.AuthorizedParties {
+	for _, p := range o.AuthorizedParties.List() {
 		v.parties[p] = struct{}{}
 	}
 
@@ -175,9 +179,8 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		return v, nil
 	}
 
-	u, err := url.Parse(o.JWKSURL)
-	if o.JWKSURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("auth: a JWKS URL (absolute http or https) or a Key is required")
+	if o.JWKSURL == nil {
+		return nil, errors.New("auth: a JWKS URL or a Key is required")
 	}
 	if err := v.startJWKS(ctx, o); err != nil {
 		return nil, err
@@ -227,7 +230,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, refuse(ReasonUnavailable, ErrKeysNotLoaded)
 	}
 	id, err := v.verifyWith(ks, token)
-	if err == nil || err.Reason != ReasonUnknownKey || v.jwksURL == "" {
+	if err == nil || err.Reason != ReasonUnknownKey || v.jwksURL == nil {
 		return id, errOrNil(err)
 	}
 	done := v.requestRefresh()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // TestMiddlewareAttacks runs every attack and edge case through the middleware
@@ -44,7 +45,7 @@ func TestMiddlewareAttacks(t *testing.T) {
 	// it as long as the cases are minted within 5 s.
 	s := newClerkServer(t)
 	now := time.Now().Truncate(time.Second)
-	o := s.options()
+	o := s.options(t)
 	o.Now = func() time.Time { return now }
 	s.start(t, o)
 	clerk := s.clerk
@@ -336,6 +337,36 @@ func attr(attrs []slogAttr, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestNoAuthorizedParties: with no authorized party configured, a token that
+// names one is refused and a token that names none is accepted.
+func TestNoAuthorizedParties(t *testing.T) {
+	c, err := fakeclerk.New(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(t.Context(), auth.Options{Issuer: issuer, Key: c.PublicKey(), AuthorizedParties: origin.Set{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		azp  string
+		want auth.Reason
+	}{{"", ""}, {frontend, auth.ReasonAZP}} {
+		token, err := c.Mint(fakeclerk.Token{AuthorizedParty: tc.azp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(t.Context(), token)
+		var ae *auth.Error
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("azp %q: %v, want accepted", tc.azp, err)
+		case tc.want != "" && (!errors.As(err, &ae) || ae.Reason != tc.want):
+			t.Errorf("azp %q: %v, want reason %q", tc.azp, err, tc.want)
+		}
+	}
 }
 
 // TestClockSkewIsTheConfiguredOne: the leeway is exactly Options.ClockSkew, and
