@@ -209,3 +209,25 @@ func bareRSA(tb testing.TB, pub *rsa.PublicKey, token string) func() {
 		}
 	}
 }
+
+// BenchmarkMiddlewareRefused is the 401 path: a token with Clerk's header and
+// a signature that does not verify, refused through the middleware.
+func BenchmarkMiddlewareRefused(b *testing.B) {
+	s, now := fixedStand(b)
+	valid := s.mint(b, fakeclerk.Token{Subject: "user_bench", AuthorizedParty: frontend, IssuedAt: now})
+	other := s.mint(b, fakeclerk.Token{Subject: "user_other", AuthorizedParty: frontend, IssuedAt: now})
+	if _, err := s.v.Verify(context.Background(), valid); err != nil {
+		b.Fatal(err) // Clerk's header is now remembered
+	}
+	forged := valid[:strings.LastIndexByte(valid, '.')] + other[strings.LastIndexByte(other, '.'):]
+	h := auth.Middleware(s.v)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { b.Fatal("forged token accepted") }))
+	req := httptest.NewRequest(http.MethodPost, "/stripe/checkout", nil)
+	req.Header.Set("Authorization", "Bearer "+forged)
+	w := &discardWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	defer threadCPU(b)()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+}
