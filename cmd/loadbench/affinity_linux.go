@@ -96,14 +96,16 @@ func (s *cpuSplit) startOnServiceCPUs(start func() error) error {
 	return err
 }
 
-// serviceCPUs lists the service's CPUs; none when s is nil (not pinned).
-func (s *cpuSplit) serviceCPUs() []int {
-	if s == nil {
-		return nil
-	}
+// serviceCPUs lists the service's CPUs.
+func (s *cpuSplit) serviceCPUs() []int { return cpuNumbers(&s.service) }
+
+// loadCPUs lists the load generator's CPUs.
+func (s *cpuSplit) loadCPUs() []int { return cpuNumbers(&s.load) }
+
+func cpuNumbers(set *unix.CPUSet) []int {
 	var cpus []int
 	for c := range maxCPUs {
-		if s.service.IsSet(c) {
+		if set.IsSet(c) {
 			cpus = append(cpus, c)
 		}
 	}

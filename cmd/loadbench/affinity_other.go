@@ -12,3 +12,4 @@ func (*cpuSplit) release() error                              { return nil }
 func (*cpuSplit) startOnServiceCPUs(start func() error) error { return start() }
 func (*cpuSplit) String() string                              { return "" }
 func (*cpuSplit) serviceCPUs() []int                          { return nil }
+func (*cpuSplit) loadCPUs() []int                             { return nil }

@@ -33,10 +33,8 @@ type result struct {
 	peakRSS   int64
 	exhausted bool // ran out of prepared requests before the window ended
 	note      string
-	// cpu is the service's CPU time in the measured window, and others the
-	// share of its CPUs' time that other processes took (-1: not known).
-	cpu    time.Duration
-	others float64
+	// cpu is the CPU use in the measured window.
+	cpu cpuUse
 }
 
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -62,10 +60,10 @@ func (st *Stand) measure(ctx context.Context, sc Scenario) (result, error) {
 			return result{}, err
 		}
 	}
-	cpu := sampleCPU(svc, st.cpus.serviceCPUs(), st.opts.warmup, st.opts.warmup+st.opts.duration)
+	cpu := sampleCPU(svc, st.cpus, st.opts.warmup, st.opts.warmup+st.opts.duration)
 	res, err := drive(ctx, svc.addr, st.opts, sc, reqs, n)
 	if err == nil {
-		res.cpu, res.others, err = cpu()
+		res.cpu, err = cpu()
 	}
 	if st.cpus != nil {
 		if rerr := st.cpus.release(); rerr != nil && err == nil {
@@ -130,28 +128,38 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 
 // cpuReading is one sample of the CPU counters sampleCPU compares.
 type cpuReading struct {
-	ran         time.Duration // the service's, exact
-	ticks, busy int64         // the service's, and its CPUs' for every process
-	err         error
+	ran       time.Duration // the service's, exact
+	svc, self int64         // the service's and this program's, in ticks
+	svcCPUs   int64         // the service's CPUs' busy time, in ticks
+	loadCPUs  int64         // this program's CPUs' busy time, in ticks
+	err       error
 }
 
-func readCPU(svc *Service, cpus []int) cpuReading {
+func readCPU(svc *Service, cpus *cpuSplit) cpuReading {
 	var r cpuReading
-	var err1, err2, err3 error
-	r.ran, err1 = svc.ranFor()
-	r.ticks, err2 = svc.ticks()
-	if len(cpus) > 0 {
-		r.busy, err3 = busyTicks(cpus)
+	errs := make([]error, 5)
+	r.ran, errs[0] = svc.ranFor()
+	r.svc, errs[1] = svc.ticks()
+	if cpus != nil {
+		r.self, errs[2] = processTicks("self")
+		r.svcCPUs, errs[3] = busyTicks(cpus.serviceCPUs())
+		r.loadCPUs, errs[4] = busyTicks(cpus.loadCPUs())
 	}
-	r.err = cmpErr(cmpErr(err1, err2), err3)
+	r.err = errors.Join(errs...)
 	return r
 }
 
-// sampleCPU reads svc's CPU counters from and to (from now), in the
-// background. The function it returns waits for the second reading and gives
-// the service's CPU time between the two, and the share of the time of cpus
-// (the service's own) that other processes took; -1 when cpus is empty.
-func sampleCPU(svc *Service, cpus []int, from, to time.Duration) func() (time.Duration, float64, error) {
+// cpuUse is what sampleCPU measured over a window: the service's CPU time,
+// and the share of the service's CPUs and of the load's CPUs that other
+// processes took (-1 when the CPUs are not split).
+type cpuUse struct {
+	ran                   time.Duration
+	othersSvc, othersLoad float64
+}
+
+// sampleCPU reads the CPU counters from and to (from now), in the background;
+// the function it returns waits for the second reading and compares the two.
+func sampleCPU(svc *Service, cpus *cpuSplit, from, to time.Duration) func() (cpuUse, error) {
 	start := time.Now()
 	done := make(chan [2]cpuReading, 1)
 	go func() {
@@ -160,18 +168,21 @@ func sampleCPU(svc *Service, cpus []int, from, to time.Duration) func() (time.Du
 		time.Sleep(time.Until(start.Add(to)))
 		done <- [2]cpuReading{a, readCPU(svc, cpus)}
 	}()
-	return func() (time.Duration, float64, error) {
+	return func() (cpuUse, error) {
 		r := <-done
 		a, b := r[0], r[1]
 		if err := cmpErr(a.err, b.err); err != nil {
-			return 0, 0, err
+			return cpuUse{}, err
 		}
-		others := -1.0
-		if len(cpus) > 0 {
-			total := (to - from).Seconds() * clockTicks * float64(len(cpus))
-			others = max(0, float64((b.busy-a.busy)-(b.ticks-a.ticks))/total)
+		u := cpuUse{ran: b.ran - a.ran, othersSvc: -1, othersLoad: -1}
+		if cpus != nil {
+			others := func(busy, own int64, n int) float64 {
+				return max(0, float64(busy-own)/((to-from).Seconds()*clockTicks*float64(n)))
+			}
+			u.othersSvc = others(b.svcCPUs-a.svcCPUs, b.svc-a.svc, len(cpus.serviceCPUs()))
+			u.othersLoad = others(b.loadCPUs-a.loadCPUs, b.self-a.self, len(cpus.loadCPUs()))
 		}
-		return b.ran - a.ran, others, nil
+		return u, nil
 	}
 }
 
@@ -423,7 +434,7 @@ func printTable(w io.Writer, o options, cpus *cpuSplit, results []result) {
 		fmt.Fprintln(w, "service and load sharing every CPU: latencies include the load generator's turns")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\tvs bare\tp50\tp99\tp99/p50\tCPU used\tothers on its CPU\terrors\tpeak RSS\t")
+	fmt.Fprintln(tw, "scenario\treq/s\tvs bare\tp50\tp99\tp99/p50\tCPU used\tothers: service's CPU\tload's CPU\terrors\tpeak RSS\t")
 	busy := false
 	for _, r := range results {
 		share := "-"
@@ -434,23 +445,21 @@ func printTable(w io.Writer, o options, cpus *cpuSplit, results []result) {
 		if r.exhausted {
 			name += " (ran out of requests)"
 		}
-		mark, others := "", "-"
-		if r.others >= 0 {
-			others = fmt.Sprintf("%.0f %%", 100*r.others)
-		}
-		if r.others > busyOthers {
+		mark := ""
+		if r.cpu.othersSvc > busyOthers || r.cpu.othersLoad > busyOthers {
 			mark, busy = " *", true
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%.1f%s\t%.2f\t%s\t%d\t%.1f MiB\t\n", name, r.perSecond(), share,
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%.1f%s\t%.2f\t%s\t%s\t%d\t%.1f MiB\t\n", name, r.perSecond(), share,
 			round(r.p50), round(r.p99), float64(r.p99)/float64(r.p50), mark,
-			r.cpu.Seconds()/r.elapsed.Seconds(), others, r.errors, float64(r.peakRSS)/(1<<20))
+			r.cpu.ran.Seconds()/r.elapsed.Seconds(), percent(r.cpu.othersSvc), percent(r.cpu.othersLoad),
+			r.errors, float64(r.peakRSS)/(1<<20))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "CPU used: the service's CPU time over the window (1.00 = one core); "+
-		"others on its CPU: the share of its CPUs' time that other processes took.")
+		"others: the share of the service's CPUs, and of the load generator's, that other processes took.")
 	if busy {
-		fmt.Fprintf(w, "* other processes took more than %.0f %% of the service's CPU: its tail is theirs as much as its own "+
-			"(run again when the machine is quieter)\n", 100*busyOthers)
+		fmt.Fprintf(w, "* other processes took more than %.0f %% of the service's or the load's CPU: the tail is theirs "+
+			"as much as the service's (run again when the machine is quieter)\n", 100*busyOthers)
 	}
 	for _, r := range results {
 		if r.firstErr != "" {
@@ -468,6 +477,14 @@ func loadAverage() string {
 	raw, _ := os.ReadFile("/proc/loadavg")
 	f := bytes.Fields(raw)
 	return string(bytes.Join(f[:min(3, len(f))], []byte(" ")))
+}
+
+// percent writes a share, or - when it is not known (-1).
+func percent(share float64) string {
+	if share < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f %%", 100*share)
 }
 
 func round(d time.Duration) time.Duration {

@@ -121,10 +121,13 @@ func (s *Service) ranFor() (time.Duration, error) {
 	return ran, nil
 }
 
-// ticks is the process's user and system time in clock ticks (/proc/PID/stat),
-// the unit the CPUs' times are counted in.
-func (s *Service) ticks() (int64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
+// ticks is the process's user and system time in clock ticks, the unit the
+// CPUs' times are counted in.
+func (s *Service) ticks() (int64, error) { return processTicks(strconv.Itoa(s.cmd.Process.Pid)) }
+
+// processTicks reads a process's user and system time from /proc/PID/stat.
+func processTicks(pid string) (int64, error) {
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0, err
 	}
@@ -133,7 +136,7 @@ func (s *Service) ticks() (int64, error) {
 	_, rest, _ := strings.Cut(string(raw), ") ")
 	f := strings.Fields(rest)
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/PID/stat: %q", raw)
+		return 0, fmt.Errorf("/proc/%s/stat: %q", pid, raw)
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
