@@ -24,9 +24,9 @@ import (
 func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, error) {
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
-		JWKSURL:           cfg.ClerkJWKSURL.String(),
+		JWKSURL:           cfg.ClerkJWKSURL,
 		Key:               cfg.ClerkJWTKey,
-		AuthorizedParties: cfg.ClerkAuthorizedParties.List(),
+		AuthorizedParties: cfg.ClerkAuthorizedParties,
 		ClockSkew:         cfg.ClerkClockSkew,
 		Registerer:        reg,
 		Logger:            log,
