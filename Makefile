@@ -89,6 +89,7 @@ $(PROMETHEUS_OPERATOR_CRDS):
 FUZZTIME ?= 10s
 fuzz: setup tools ## run each fuzz target briefly (FUZZTIME, default 10s)
 	go test -run '^$$' -fuzz '^FuzzMiddleware$$' -fuzztime $(FUZZTIME) ./internal/auth
+	go test -run '^$$' -fuzz '^FuzzRememberedHeader$$' -fuzztime $(FUZZTIME) ./internal/auth
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/webhook
 	go test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./internal/webhook
 	go test -run '^$$' -fuzz '^FuzzValidJSON$$' -fuzztime $(FUZZTIME) ./internal/webhook

@@ -33,6 +33,8 @@ type result struct {
 	peakRSS   int64
 	exhausted bool // ran out of prepared requests before the window ended
 	note      string
+	// cpu is the CPU use in the measured window.
+	cpu cpuUse
 }
 
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -53,7 +55,21 @@ func (st *Stand) measure(ctx context.Context, sc Scenario) (result, error) {
 	if !sc.Bare {
 		defer svc.stop()
 	}
+	if st.cpus != nil {
+		if err := st.cpus.loadOnly(); err != nil {
+			return result{}, err
+		}
+	}
+	cpu := sampleCPU(svc, st.cpus, st.opts.warmup, st.opts.warmup+st.opts.duration)
 	res, err := drive(ctx, svc.addr, st.opts, sc, reqs, n)
+	if err == nil {
+		res.cpu, err = cpu()
+	}
+	if st.cpus != nil {
+		if rerr := st.cpus.release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
 	if err != nil {
 		return result{}, err
 	}
@@ -81,7 +97,7 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			if st.bare, err = startService(ctx, self, []string{"-serve-bare", addr}, nil, addr, "/"); err != nil {
+			if st.bare, err = startService(ctx, st.launch, self, []string{"-serve-bare", addr}, nil, addr, "/"); err != nil {
 				return nil, err
 			}
 		}
@@ -99,7 +115,7 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 		cleanup = c
 		maps.Copy(env, more)
 	}
-	svc, err := startService(ctx, st.opts.service, nil, env, addr, "/readyz")
+	svc, err := startService(ctx, st.launch, st.opts.service, nil, env, addr, "/readyz")
 	if err != nil {
 		if cleanup != nil {
 			cleanup()
@@ -108,6 +124,66 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 	}
 	svc.cleanup = cleanup
 	return svc, nil
+}
+
+// cpuReading is one sample of the CPU counters sampleCPU compares.
+type cpuReading struct {
+	ran       time.Duration // the service's, exact
+	svc, self int64         // the service's and this program's, in ticks
+	svcCPUs   int64         // the service's CPUs' busy time, in ticks
+	loadCPUs  int64         // this program's CPUs' busy time, in ticks
+	err       error
+}
+
+func readCPU(svc *Service, cpus *cpuSplit) cpuReading {
+	var r cpuReading
+	errs := make([]error, 5)
+	r.ran, errs[0] = svc.ranFor()
+	r.svc, errs[1] = svc.ticks()
+	if cpus != nil {
+		r.self, errs[2] = processTicks("self")
+		r.svcCPUs, errs[3] = busyTicks(cpus.serviceCPUs())
+		r.loadCPUs, errs[4] = busyTicks(cpus.loadCPUs())
+	}
+	r.err = errors.Join(errs...)
+	return r
+}
+
+// cpuUse is what sampleCPU measured over a window: the service's CPU time,
+// and the share of the service's CPUs and of the load's CPUs that other
+// processes took (-1 when the CPUs are not split).
+type cpuUse struct {
+	ran                   time.Duration
+	othersSvc, othersLoad float64
+}
+
+// sampleCPU reads the CPU counters from and to (from now), in the background;
+// the function it returns waits for the second reading and compares the two.
+func sampleCPU(svc *Service, cpus *cpuSplit, from, to time.Duration) func() (cpuUse, error) {
+	start := time.Now()
+	done := make(chan [2]cpuReading, 1)
+	go func() {
+		time.Sleep(time.Until(start.Add(from)))
+		a := readCPU(svc, cpus)
+		time.Sleep(time.Until(start.Add(to)))
+		done <- [2]cpuReading{a, readCPU(svc, cpus)}
+	}()
+	return func() (cpuUse, error) {
+		r := <-done
+		a, b := r[0], r[1]
+		if err := cmpErr(a.err, b.err); err != nil {
+			return cpuUse{}, err
+		}
+		u := cpuUse{ran: b.ran - a.ran, othersSvc: -1, othersLoad: -1}
+		if cpus != nil {
+			others := func(busy, own int64, n int) float64 {
+				return max(0, float64(busy-own)/((to-from).Seconds()*clockTicks*float64(n)))
+			}
+			u.othersSvc = others(b.svcCPUs-a.svcCPUs, b.svc-a.svc, len(cpus.serviceCPUs()))
+			u.othersLoad = others(b.loadCPUs-a.loadCPUs, b.self-a.self, len(cpus.loadCPUs()))
+		}
+		return u, nil
+	}
 }
 
 // window is a scenario's measured time.
@@ -183,8 +259,16 @@ func drive(ctx context.Context, addr string, o options, sc Scenario, reqs Reques
 	return res, nil
 }
 
+// timerSlack is how late Go's timers may wake this program without anything
+// being wrong: when the process has nothing else to do it sleeps in steps of
+// about a millisecond.
+const timerSlack = 2 * time.Millisecond
+
 // pace hands out the times at which requests are due, rate per second, until
-// ctx ends. A worker late to take one still measures from when it was due.
+// ctx ends. A worker late to take one still measures from when it was due, so
+// that a stalled service shows. A request handed out less than timerSlack
+// after it was due counts from when it was handed out: that lag is this
+// program's timer, not the service.
 func pace(ctx context.Context, start time.Time, rate, conns int) <-chan time.Time {
 	due := make(chan time.Time, conns)
 	go func() {
@@ -198,6 +282,9 @@ func pace(ctx context.Context, start time.Time, rate, conns int) <-chan time.Tim
 				case <-ctx.Done():
 					return
 				}
+			}
+			if now := time.Now(); now.Sub(at) < timerSlack {
+				at = now
 			}
 			select {
 			case due <- at:
@@ -321,9 +408,13 @@ func readResponse(rd *bufio.Reader) (status int, keep bool, err error) {
 	return status, keep, err
 }
 
+// busyOthers is the share of the service's CPUs other processes may take
+// before its tail is marked as theirs rather than its own.
+const busyOthers = 0.05
+
 // printTable writes the results; req/s of each row is also given as a share of
 // the bare server's (the mean of its rows).
-func printTable(w io.Writer, o options, results []result) {
+func printTable(w io.Writer, o options, cpus *cpuSplit, results []result) {
 	var bare float64
 	var bares int
 	for _, r := range results {
@@ -337,8 +428,14 @@ func printTable(w io.Writer, o options, results []result) {
 	}
 	fmt.Fprintf(w, "\n%d cores, %d connections, %s warm-up + %s measured per scenario; load average at the start: %s, at the end: %s\n",
 		runtime.NumCPU(), o.conns, o.warmup, o.duration, o.loadAtStart, loadAverage())
+	if cpus != nil {
+		fmt.Fprintf(w, "%s\n", cpus)
+	} else {
+		fmt.Fprintln(w, "service and load sharing every CPU: latencies include the load generator's turns")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\tvs bare\tp50\tp99\terrors\tpeak RSS\t")
+	fmt.Fprintln(tw, "scenario\treq/s\tvs bare\tp50\tp99\tp99/p50\tCPU used\tothers: service's CPU\tload's CPU\terrors\tpeak RSS\t")
+	busy := false
 	for _, r := range results {
 		share := "-"
 		if bare > 0 && !r.bare && !r.paced {
@@ -348,10 +445,22 @@ func printTable(w io.Writer, o options, results []result) {
 		if r.exhausted {
 			name += " (ran out of requests)"
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t%.1f MiB\t\n", name, r.perSecond(), share,
-			round(r.p50), round(r.p99), r.errors, float64(r.peakRSS)/(1<<20))
+		mark := ""
+		if r.cpu.othersSvc > busyOthers || r.cpu.othersLoad > busyOthers {
+			mark, busy = " *", true
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%.1f%s\t%.2f\t%s\t%s\t%d\t%.1f MiB\t\n", name, r.perSecond(), share,
+			round(r.p50), round(r.p99), float64(r.p99)/float64(r.p50), mark,
+			r.cpu.ran.Seconds()/r.elapsed.Seconds(), percent(r.cpu.othersSvc), percent(r.cpu.othersLoad),
+			r.errors, float64(r.peakRSS)/(1<<20))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w, "CPU used: the service's CPU time over the window (1.00 = one core); "+
+		"others: the share of the service's CPUs, and of the load generator's, that other processes took.")
+	if busy {
+		fmt.Fprintf(w, "* other processes took more than %.0f %% of the service's or the load's CPU: the tail is theirs "+
+			"as much as the service's (run again when the machine is quieter)\n", 100*busyOthers)
+	}
 	for _, r := range results {
 		if r.firstErr != "" {
 			fmt.Fprintf(w, "%s: first error: %s\n", r.name, r.firstErr)
@@ -368,6 +477,14 @@ func loadAverage() string {
 	raw, _ := os.ReadFile("/proc/loadavg")
 	f := bytes.Fields(raw)
 	return string(bytes.Join(f[:min(3, len(f))], []byte(" ")))
+}
+
+// percent writes a share, or - when it is not known (-1).
+func percent(share float64) string {
+	if share < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f %%", 100*share)
 }
 
 func round(d time.Duration) time.Duration {

@@ -11,7 +11,7 @@
 //
 // Usage:
 //
-//	loadbench -service bin/payments-api [-duration 5s] [-conns 64] [-run REGEXP]
+//	loadbench -service bin/payments-api [-duration 5s] [-conns 64] [-run REGEXP] [-pin=false]
 package main
 
 import (
@@ -47,6 +47,7 @@ type options struct {
 	run      *regexp.Regexp
 	event    string
 	logLevel string
+	pin      bool
 	bareAddr string            // set in the child process that serves the bare handler
 	extraEnv map[string]string // -service-env, for experiments (GOGC, GODEBUG…)
 
@@ -65,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&pattern, "run", "", "run only the scenarios whose name matches this regular expression")
 	fs.StringVar(&o.event, "event", "internal/webhook/testdata/checkout_session_completed.json", "a realistic Stripe event body; its id and type are replaced per request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (info writes one access-log line per request, as in production)")
+	fs.BoolVar(&o.pin, "pin", true, "run the service on half of the CPUs and the load on the other half, so that they never wait for each other (Linux, 2 CPUs or more)")
 	fs.StringVar(&o.bareAddr, "serve-bare", "", "internal: serve the bare net/http handler on this address")
 	o.extraEnv = map[string]string{}
 	fs.Func("service-env", "`NAME=VALUE` added to the service's environment; repeatable (e.g. GOGC=200)", func(s string) error {
@@ -103,6 +105,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.close()
+	if o.pin {
+		split, ok, err := splitCPUs()
+		if err != nil {
+			return err
+		}
+		if ok {
+			st.cpus = &split
+		} else {
+			fmt.Fprintln(stderr, "loadbench: fewer than 2 CPUs (or no affinity here): the service and the load share them")
+		}
+	}
 
 	var results []result
 	for _, sc := range scenarios() {
@@ -116,6 +129,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		results = append(results, res)
 	}
-	printTable(stdout, o, results)
+	printTable(stdout, o, st.cpus, results)
 	return nil
 }

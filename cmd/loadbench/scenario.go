@@ -23,8 +23,9 @@ type Scenario struct {
 	// Want is the status every answer must have; any other counts as an error.
 	Want int
 	// Rate, when above zero, sends this many requests per second (an open loop:
-	// latency counts from when a request was due, so a stalled service shows).
-	// Zero sends as fast as the connections are answered.
+	// latency counts from when a request was due, so a stalled service shows;
+	// see pace). Zero sends as fast as the connections are answered: a closed
+	// loop that keeps the service saturated.
 	Rate int
 	// PerSecond bounds the requests prepared: PerSecond × (warm-up + duration).
 	// A scenario that runs out early is measured over the time it ran.
@@ -75,6 +76,9 @@ func scenarios() []Scenario {
 			Prepare:   func(st *Stand, n int) (Requests, error) { return st.webhookRequests(forwardedType, n) },
 		},
 		{
+			// Saturated: every connection has a request waiting, so a
+			// request's latency is mostly its wait behind the others, and
+			// p99/p50 says how evenly the service takes its turns.
 			Name:      "checkout, 401 (bad signature)",
 			Want:      http.StatusUnauthorized,
 			PerSecond: 40_000,

@@ -27,9 +27,9 @@ type Service struct {
 	cleanup func()
 }
 
-// startService starts the binary at path with exactly env, and waits until
-// ready answers 200.
-func startService(ctx context.Context, path string, args []string, env map[string]string, addr, ready string) (*Service, error) {
+// startService starts the binary at path with exactly env through launch, and
+// waits until ready answers 200.
+func startService(ctx context.Context, launch func(start func() error) error, path string, args []string, env map[string]string, addr, ready string) (*Service, error) {
 	cmd := exec.Command(path, args...)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -39,7 +39,7 @@ func startService(ctx context.Context, path string, args []string, env map[strin
 	cmd.Stdout = nil
 	s := &Service{addr: addr, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = &limitedWriter{w: s.stderr, n: 64 << 10}
-	if err := cmd.Start(); err != nil {
+	if err := launch(cmd.Start); err != nil {
 		return nil, err
 	}
 	go func() { s.done <- cmd.Wait() }()
@@ -88,6 +88,87 @@ func (s *Service) peakRSS() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc/PID/status")
+}
+
+// clockTicks is the unit of /proc/stat and /proc/PID/stat times (USER_HZ,
+// 100 on every Linux architecture's ABI).
+const clockTicks = 100
+
+// ranFor is the process's time on a CPU, summed over its threads, to the
+// nanosecond (/proc/PID/task/*/schedstat).
+func (s *Service) ranFor() (time.Duration, error) {
+	dir := "/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var ran time.Duration
+	for _, task := range tasks {
+		raw, err := os.ReadFile(dir + "/" + task.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread has ended
+		}
+		f := strings.Fields(string(raw))
+		if len(f) < 1 {
+			return 0, fmt.Errorf("%s/%s/schedstat: %q", dir, task.Name(), raw)
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ran += time.Duration(ns)
+	}
+	return ran, nil
+}
+
+// ticks is the process's user and system time in clock ticks, the unit the
+// CPUs' times are counted in.
+func (s *Service) ticks() (int64, error) { return processTicks(strconv.Itoa(s.cmd.Process.Pid)) }
+
+// processTicks reads a process's user and system time from /proc/PID/stat.
+func processTicks(pid string) (int64, error) {
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which may hold spaces: state is
+	// the first, utime the 12th, stime the 13th.
+	_, rest, _ := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%s/stat: %q", pid, raw)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime, cmpErr(err1, err2)
+}
+
+// busyTicks is the time the given CPUs spent running any process (user,
+// nice and system time in /proc/stat), in clock ticks.
+func busyTicks(cpus []int) (int64, error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	want := make(map[string]bool, len(cpus))
+	for _, c := range cpus {
+		want["cpu"+strconv.Itoa(c)] = true
+	}
+	var busy int64
+	for line := range strings.Lines(string(raw)) {
+		f := strings.Fields(line)
+		if len(f) < 5 || !want[f[0]] {
+			continue
+		}
+		for _, v := range f[1:4] { // user, nice, system
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat %s: %w", f[0], err)
+			}
+			busy += n
+		}
+	}
+	return busy, nil
 }
 
 // stop ends the process with SIGTERM, then SIGKILL if it lingers.

@@ -41,6 +41,7 @@ type Stand struct {
 	servers []*http.Server
 	urls    struct{ clerk, stripe, next string }
 	bare    *Service
+	cpus    *cpuSplit // nil: the service and the load share every CPU
 
 	// The event body around its id: prefix + id + suffix, with the type slot
 	// marked so that each scenario can put its own.
@@ -87,6 +88,14 @@ func (st *Stand) serve(ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	st.servers = append(st.servers, srv)
 	go func() { _ = srv.Serve(ln) }()
+}
+
+// launch runs start, which starts the service, on the service's CPUs.
+func (st *Stand) launch(start func() error) error {
+	if st.cpus == nil {
+		return start()
+	}
+	return st.cpus.startOnServiceCPUs(start)
 }
 
 func (st *Stand) close() {

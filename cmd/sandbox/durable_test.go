@@ -22,7 +22,7 @@ func TestSandboxDurableTour(t *testing.T) {
 	sb := startSandbox(t, p.args("-database-url", pgtest.Database(t)), testEnv(nil))
 	sb.waitOutput(t, "sandbox: ready.")
 	banner := sb.stdout.String()
-	for _, want := range []string{"payments-api migrate: applied payments-api 1 customers", "durable: queued in PostgreSQL", "River UI", "4. Next.js refuses"} {
+	for _, want := range []string{"payments-api migrate: applied payments-api 1 customers", "durable: queued in PostgreSQL", "River UI", "9. Next.js refuses"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -3,7 +3,9 @@
 // Clerk account:
 //
 //   - stripe-mock (bin/stripe-mock from `make tools`) plays Stripe, unless
-//     STRIPE_API_URL or a test-mode STRIPE_SECRET_KEY is given;
+//     STRIPE_API_URL or a test-mode STRIPE_SECRET_KEY is given, behind a
+//     stateful stand-in (internal/stripetest) that keeps customers and
+//     subscriptions as Stripe does, which stripe-mock's fixtures cannot;
 //   - a Clerk stand-in publishes a JWKS and mints session tokens on request;
 //   - a Next.js stand-in verifies the events payments-api forwards and prints them,
 //     and can be told to refuse them for a while (POST /_sandbox/refuse);
@@ -44,6 +46,7 @@ import (
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/stripemock"
+	"github.com/acme/payments-api/internal/stripetest"
 )
 
 const (
@@ -68,6 +71,8 @@ func passThrough() []string {
 		"LOG_LEVEL", "LOG_FORMAT", "CHECKOUT_RATE_LIMIT", "WEBHOOK_FORWARD_EVENTS",
 		"FORWARD_TIMEOUT", "CLERK_CLOCK_SKEW", "SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT",
 		"DELIVERY_WORKERS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_RETENTION",
+		"CHECKOUT_ALLOW_PROMOTION_CODES", "CHECKOUT_TRIAL_DAYS", "CHECKOUT_SINGLE_SUBSCRIPTION",
+		"STRIPE_PORTAL_CONFIGURATION",
 	}
 }
 
@@ -213,6 +218,10 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	if err != nil {
 		return err
 	}
+	stand, err := serveStripeStandIn(&s, &stops)
+	if err != nil {
+		return err
+	}
 	mockBin, err := findMock(s, getenv)
 	if err != nil {
 		return err
@@ -225,7 +234,7 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	if err := migrate(ctx, s, out, errOut); err != nil {
 		return err
 	}
-	if err := serveStandIns(s, clerkLn, nextLn, out, &stops); err != nil {
+	if err := serveStandIns(s, clerkLn, nextLn, stand, out, &stops); err != nil {
 		return err
 	}
 	mockDone, err := startMock(ctx, s, mockBin, out, &stops)
@@ -291,6 +300,36 @@ func claimStandInPorts(s settings, stops *cleanup) (clerk, next net.Listener, er
 	return clerkLn, nextLn, nil
 }
 
+// serveStripeStandIn serves, when the sandbox plays Stripe, the stateful
+// stand-in in front of stripe-mock on a free loopback port, and points
+// s.stripeURL (the service's STRIPE_API_URL and the trigger's Stripe) at it.
+//
+// Why: stripe-mock answers from fixtures, so its Customer Search finds a
+// customer for everyone and every customer has an active subscription: the
+// first subscription checkout would be refused as a second one
+// (CHECKOUT_SINGLE_SUBSCRIPTION). The stand-in keeps customers and
+// subscriptions as Stripe does: a user's first checkout creates their
+// customer, and only the trigger's life-cycle events give them a
+// subscription. Every request still reaches stripe-mock, which validates it.
+func serveStripeStandIn(s *settings, stops *cleanup) (*stripetest.Proxy, error) {
+	if !s.startMock {
+		return nil, nil
+	}
+	stand, err := stripetest.New(s.stripeURL)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("the Stripe stand-in cannot listen: %w", err)
+	}
+	hs := &http.Server{Handler: stand, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	stops.add(func() { hs.Close() })
+	s.stripeURL = "http://" + ln.Addr().String()
+	return stand, nil
+}
+
 // findMock locates the stripe-mock binary when the sandbox is to start one.
 func findMock(s settings, getenv func(string) string) (string, error) {
 	if !s.startMock {
@@ -316,8 +355,9 @@ func buildService(ctx context.Context, out, errOut *console, stops *cleanup) (st
 }
 
 // serveStandIns serves the Clerk stand-in (with /trigger) and the Next.js
-// stand-in, in this process.
-func serveStandIns(s settings, clerkLn, nextLn net.Listener, out *console, stops *cleanup) error {
+// stand-in, in this process. stand is the Stripe stand-in, nil when Stripe
+// is the user's.
+func serveStandIns(s settings, clerkLn, nextLn net.Listener, stand *stripetest.Proxy, out *console, stops *cleanup) error {
 	clerk, err := fakeclerk.New("http://" + s.clerkAddr)
 	if err != nil {
 		return err
@@ -331,6 +371,8 @@ func serveStandIns(s settings, clerkLn, nextLn net.Listener, out *console, stops
 		secret:     s.whsec,
 		client:     &http.Client{Timeout: 30 * time.Second},
 		out:        out,
+		stand:      stand,
+		price:      firstPrice(s),
 	})
 	next := fakenext.New(s.nextSecret, fakenext.WithOutput(out.writer("")))
 	nextMux := http.NewServeMux()
@@ -554,7 +596,8 @@ func banner(s settings) string {
 	fmt.Fprintf(&b, "  payments-api         http://%s (metrics: %s)\n", s.apiAddr, metrics)
 	switch {
 	case s.startMock:
-		fmt.Fprintf(&b, "  Stripe               stripe-mock at %s\n", s.stripeURL)
+		fmt.Fprintf(&b, "  Stripe               stripe-mock at http://%s, behind a stand-in at %s that keeps\n", s.mockAddr, s.stripeURL)
+		fmt.Fprintf(&b, "                       customers and subscriptions (POST /trigger's life-cycle events change them)\n")
 	case s.stripeURL != "":
 		fmt.Fprintf(&b, "  Stripe               STRIPE_API_URL %s\n", s.stripeURL)
 	default:
@@ -583,18 +626,27 @@ func banner(s settings) string {
 		}
 	}
 	fmt.Fprintf(&b, "Other event types: checkout.session.async_payment_succeeded, checkout.session.async_payment_failed,\n")
-	fmt.Fprintf(&b, "customer.created (acknowledged, not forwarded). Ctrl-C stops everything.\n")
+	fmt.Fprintf(&b, "customer.subscription.{updated,paused,resumed,trial_will_end} (updated takes &status=past_due…),\n")
+	fmt.Fprintf(&b, "invoice.{paid,payment_failed,payment_action_required}, and customer.created (acknowledged, not\n")
+	fmt.Fprintf(&b, "forwarded). Ctrl-C stops everything.\n")
 	return b.String()
 }
 
 // command is one copy-paste shell command the banner prints.
 type command struct{ what, cmd string }
 
-// tryCommands are the commands of the tour: a token, a checkout session, its
-// webhook. They share the shell variables TOKEN and SESSION.
+// tryCommands are the commands of the tour: a token, a checkout session and
+// its webhook; then the user subscribes, sees the state, opens the billing
+// portal, is refused a second subscription, and cancels. They share the
+// shell variables TOKEN and SESSION.
 func tryCommands(s settings) []command {
 	_, nextPort, _ := net.SplitHostPort(s.nextAddr)
-	price, _, _ := strings.Cut(s.prices, ",")
+	origin := "http://localhost:" + nextPort
+	auth := fmt.Sprintf(`-H "Authorization: Bearer $TOKEN" -H 'Origin: %s'`, origin)
+	checkout := fmt.Sprintf(`curl -s http://%s/stripe/checkout %s -H 'Content-Type: application/json' -d '{"price_id":"%s"}'`, s.apiAddr, auth, firstPrice(s))
+	trigger := func(query string) string {
+		return fmt.Sprintf(`curl -s -X POST "http://%s/trigger?%s&user=%s"`, s.clerkAddr, query, defaultUser)
+	}
 	return []command{
 		{
 			"1. a Clerk session token for " + defaultUser + ", valid for an hour",
@@ -602,44 +654,74 @@ func tryCommands(s settings) []command {
 				s.clerkAddr, defaultUser),
 		},
 		{
-			"2. a Checkout Session through payments-api (prints its answer, keeps the session id)",
-			fmt.Sprintf(`SESSION=$(curl -s http://%s/stripe/checkout -H "Authorization: Bearer $TOKEN" -H 'Origin: http://localhost:%s' -H 'Content-Type: application/json' -d '{"price_id":"%s"}' | tee /dev/stderr | sed -n 's/.*"session_id":"\([^"]*\)".*/\1/p'); echo`,
-				s.apiAddr, nextPort, price),
+			"2. a Checkout Session through payments-api (prints its answer, keeps the session id); the first one creates the user's Stripe customer",
+			fmt.Sprintf(`SESSION=$(%s | tee /dev/stderr | sed -n 's/.*"session_id":"\([^"]*\)".*/\1/p'); echo`, checkout),
 		},
 		{
 			"3. Stripe's checkout.session.completed for it, signed with STRIPE_WEBHOOK_SECRET",
-			fmt.Sprintf(`curl -s -X POST "http://%s/trigger?type=checkout.session.completed&session=$SESSION&user=%s"`,
-				s.clerkAddr, defaultUser),
+			trigger("type=checkout.session.completed&session=$SESSION"),
+		},
+		{
+			"4. the subscription it started: customer.subscription.created (the Stripe stand-in now holds it)",
+			trigger("type=customer.subscription.created"),
+		},
+		{
+			"5. the user's subscription state, as a page reads it (cached up to 10 s)",
+			fmt.Sprintf(`curl -s http://%s/stripe/subscription %s`, s.apiAddr, auth),
+		},
+		{
+			"6. a billing portal session, for the \"Manage billing\" button",
+			fmt.Sprintf(`curl -s -X POST http://%s/stripe/portal %s`, s.apiAddr, auth),
+		},
+		{
+			"7. a second subscription checkout: refused (409), the user changes plans in the portal",
+			checkout,
+		},
+		{
+			"8. the user cancels: customer.subscription.deleted (step 5 shows it within 10 s)",
+			trigger("type=customer.subscription.deleted"),
 		},
 	}
 }
 
 // durableCommands continue the tour in durable mode: Next.js refuses, the
 // event is retried then discarded, Next.js is back, the dead letter replayed.
+// They are numbered on from the first tour's.
 func durableCommands(s settings) []command {
 	events := fmt.Sprintf("DATABASE_URL='%s' %s events", s.databaseURL, s.bin)
-	return []command{
+	cmds := []command{
 		{
-			"4. Next.js refuses events (503) until told otherwise",
+			"Next.js refuses events (503) until told otherwise",
 			fmt.Sprintf("curl -s -X POST http://%s%s/refuse", s.nextAddr, controlPrefix),
 		},
 		{
-			"5. another event: acknowledged at once ({\"queued\":true}); this terminal shows each refused attempt",
+			"another event: acknowledged at once ({\"queued\":true}); this terminal shows each refused attempt",
 			fmt.Sprintf(`curl -s -X POST "http://%s/trigger?type=checkout.session.async_payment_succeeded&session=$SESSION&user=%s"`, s.clerkAddr, defaultUser),
 		},
 		{
-			"6. about 20 s later it is in the dead letter",
+			"about 20 s later it is in the dead letter",
 			events + " list --state discarded",
 		},
 		{
-			"7. Next.js takes events again",
+			"Next.js takes events again",
 			fmt.Sprintf("curl -s -X POST http://%s%s/accept", s.nextAddr, controlPrefix),
 		},
 		{
-			"8. replay the dead letter: delivered now",
+			"replay the dead letter: delivered now",
 			events + " retry --discarded",
 		},
 	}
+	first := len(tryCommands(s)) + 1
+	for i := range cmds {
+		cmds[i].what = fmt.Sprintf("%d. %s", first+i, cmds[i].what)
+	}
+	return cmds
+}
+
+// firstPrice is the price the tour buys.
+func firstPrice(s settings) string {
+	price, _, _ := strings.Cut(s.prices, ",")
+	return price
 }
 
 // frontendPage answers everything on the Next.js stand-in but the webhook

@@ -37,7 +37,8 @@ func (v *Verifier) startJWKS(ctx context.Context, o Options) error {
 		c.Timeout = DefaultFetchTimeout
 		client = &c
 	}
-	v.jwksURL = o.JWKSURL
+	u := *o.JWKSURL
+	v.jwksURL = &u
 	v.client = client
 	v.minRefresh = cmp.Or(o.MinRefreshInterval, DefaultMinRefreshInterval)
 	v.refreshEvery = cmp.Or(o.RefreshInterval, DefaultRefreshInterval)
@@ -147,11 +148,13 @@ func (v *Verifier) stop() {
 
 // fetchKeys GETs the JWKS and keeps its signing keys.
 func (v *Verifier) fetchKeys(ctx context.Context) (*keySet, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.jwksURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
+	// The request is built around the URL the configuration parsed, rather
+	// than from its text by http.NewRequest, which would parse it again.
+	req := (&http.Request{
+		Method: http.MethodGet,
+		URL:    v.jwksURL,
+		Header: http.Header{"Accept": {"application/json"}},
+	}).WithContext(ctx)
 	res, err := v.client.Do(req)
 	if err != nil {
 		return nil, err

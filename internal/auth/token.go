@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,39 +18,59 @@ import (
 
 var (
 	errAlgorithm  = errors.New("alg is not RS256")
+	errHeader     = errors.New("header asks for crit or b64 processing")
 	errUnknownKey = errors.New("kid not in key set")
 )
 
 // keyProvider hands jws the one key a token may be checked with: the RS256 key
-// named by its kid. The header's jwk, jku, x5u and x5c are never looked at.
-type keyProvider struct{ ks *keySet }
+// named by its kid. The header's jwk, jku, x5u and x5c are never looked at. It
+// notes the key it handed out, and whether the header may be remembered with
+// it once the signature verifies.
+type keyProvider struct {
+	ks           *keySet
+	key          *rsa.PublicKey
+	rememberable bool
+}
 
-func (p keyProvider) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+func (p *keyProvider) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 	h := sig.ProtectedHeaders()
 	if h.Algorithm() != jwa.RS256 {
 		return errAlgorithm
+	}
+	if unsupported(h) {
+		return errHeader
 	}
 	key, ok := p.ks.lookup(h.KeyID())
 	if !ok {
 		return errUnknownKey
 	}
+	p.key, p.rememberable = key, rememberable(h)
 	sink.Key(jwa.RS256, key)
 	return nil
 }
 
-// verifyWith checks token with the keys of ks. jwx's jws.Verify checks the
-// JOSE layer: the compact form, the header, the algorithm and the signature.
-// The claims of the verified payload are then decoded once, into a struct
-// of the claims that matter, and checked here.
+// verifyWith checks token with the keys of ks and returns the identity its
+// claims give. The JOSE layer (the compact form, the header, the algorithm,
+// the signature) is checked by jwx: by jws.Verify the first time a header is
+// seen, by jwx's RS256 verifier alone for a header jws.Verify has already
+// accepted (see knownHeaders). The claims of the verified payload are then
+// decoded once, into a struct of the claims that matter, and checked here.
 //
 // jwt.Parse did the same checks but decoded the claims through
 // encoding/json's token stream into maps, which cost about as much as the RSA
 // verification itself; the checks below follow jwx's to the second (see
 // checkTimes), and the attack table in verify_test.go holds them to it.
 func (v *Verifier) verifyWith(ks *keySet, token string) (Identity, *Error) {
-	payload, err := jws.Verify([]byte(token), jws.WithKeyProvider(keyProvider{ks}))
-	if err != nil {
-		return Identity{}, refuse(classify(err), err)
+	header, _, _ := strings.Cut(token, ".")
+	var payload []byte
+	var e *Error
+	if key := ks.headers.key(header); key != nil {
+		payload, e = v.verifySignature(key, token, len(header))
+	} else {
+		payload, e = verifyJWS(ks, token, header)
+	}
+	if e != nil {
+		return Identity{}, e
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
@@ -60,10 +82,48 @@ func (v *Verifier) verifyWith(ks *keySet, token string) (Identity, *Error) {
 	return v.identity(&c)
 }
 
+// verifyJWS checks token with jws.Verify and returns its payload. A header it
+// accepts is remembered, when it may be, with the key that verified it.
+func verifyJWS(ks *keySet, token, header string) ([]byte, *Error) {
+	p := &keyProvider{ks: ks}
+	payload, err := jws.Verify([]byte(token), jws.WithKeyProvider(p))
+	if err != nil {
+		return nil, refuse(classify(err), err)
+	}
+	if p.rememberable {
+		ks.headers.remember(header, p.key)
+	}
+	return payload, nil
+}
+
+// verifySignature checks a token whose header segment jws.Verify accepted
+// with key, and returns its payload. It decodes what jws.Verify would
+// (payload, then signature: undecodable is malformed) and has jwx's RS256
+// verifier check the signature over the signing input as sent. isCompactJWS
+// has already refused a segment that is not canonical base64url, so the
+// text sent is the text jws.Verify would have signed.
+func (v *Verifier) verifySignature(key *rsa.PublicKey, token string, headerLen int) ([]byte, *Error) {
+	dot := strings.LastIndexByte(token, '.')
+	payload, err := base64.RawURLEncoding.DecodeString(token[headerLen+1 : dot])
+	if err != nil {
+		return nil, refuse(ReasonMalformed, err)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	if err != nil {
+		return nil, refuse(ReasonMalformed, err)
+	}
+	if err := v.rs256.Verify([]byte(token[:dot]), sig, key); err != nil {
+		return nil, refuse(ReasonSignature, err)
+	}
+	return payload, nil
+}
+
 func classify(err error) Reason {
 	switch {
 	case errors.Is(err, errAlgorithm):
 		return ReasonAlgorithm
+	case errors.Is(err, errHeader):
+		return ReasonMalformed
 	case errors.Is(err, errUnknownKey):
 		return ReasonUnknownKey
 	case jws.IsVerificationError(err):

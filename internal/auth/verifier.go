@@ -13,7 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // MaxTokenBytes is the longest token accepted. Clerk's session tokens are about
@@ -43,17 +47,19 @@ var ErrKeysNotLoaded = errors.New("clerk jwks not loaded yet")
 type Options struct {
 	// Issuer is the exact expected iss (CLERK_ISSUER), e.g. https://clerk.example.com.
 	Issuer string
-	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL). Unused when
-	// Key is set.
-	JWKSURL string
+	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL), an absolute
+	// http(s) URL as the configuration checked it. Unused when Key is set.
+	JWKSURL *url.URL
 	// Key is Clerk's RSA public key (CLERK_JWT_KEY, parsed and checked by the
 	// configuration). When set, verification never touches the network and
 	// the token's kid is not consulted.
 	Key *rsa.PublicKey
-	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES).
-	// A token with an azp not listed here is refused; with an empty list every
-	// token that carries an azp is refused.
-	AuthorizedParties []string
+	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES):
+	// the origins of the pages that may ask Clerk for a token, normalised as a
+	// browser writes an origin, which is what Clerk puts in azp. A token with an
+	// azp not listed is refused; with the zero Set every token that carries an
+	// azp is refused.
+	AuthorizedParties origin.Set
 	// ClockSkew is the leeway for exp, nbf and iat (CLERK_CLOCK_SKEW). Zero
 	// allows none, as CLERK_CLOCK_SKEW=0s asks; the configuration supplies
 	// Clerk's own 5 s when the variable is unset.
@@ -87,12 +93,13 @@ type Verifier struct {
 	skew    time.Duration    // leeway for exp, nbf and iat
 	now     func() time.Time // the clock of those checks
 
+	rs256     jws.Verifier // jwx's RS256 signature check, for remembered headers
 	keys      atomic.Pointer[keySet]
 	ready     chan struct{} // closed once keys are loaded
 	readyOnce sync.Once
 
 	// JWKS mode only.
-	jwksURL      string
+	jwksURL      *url.URL // a copy of Options.JWKSURL
 	client       *http.Client
 	minRefresh   time.Duration
 	refreshEvery time.Duration
@@ -104,10 +111,12 @@ type Verifier struct {
 	stopped   bool          // the refresh loop has ended
 }
 
-// keySet is an immutable snapshot of the verification keys, already parsed.
+// keySet is an immutable snapshot of the verification keys, already parsed,
+// with the token headers verified with them so far.
 type keySet struct {
-	byKID map[string]*rsa.PublicKey
-	only  *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+	byKID   map[string]*rsa.PublicKey
+	only    *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+	headers knownHeaders
 }
 
 func (ks *keySet) lookup(kid string) (*rsa.PublicKey, bool) {
@@ -145,17 +154,22 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs256, err := jws.NewVerifier(jwa.RS256)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 
 	v := &Verifier{
 		issuer:  o.Issuer,
-		parties: make(map[string]struct{}, len(o.AuthorizedParties)),
+		parties: make(map[string]struct{}, o.AuthorizedParties.Len()),
 		log:     log,
 		m:       m,
+		rs256:   rs256,
 		ready:   make(chan struct{}),
 		skew:    skew,
 		now:     now,
 	}
-	for _, p := range o.AuthorizedParties {
+	for _, p := range o.AuthorizedParties.List() {
 		v.parties[p] = struct{}{}
 	}
 
@@ -165,9 +179,8 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		return v, nil
 	}
 
-	u, err := url.Parse(o.JWKSURL)
-	if o.JWKSURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("auth: a JWKS URL (absolute http or https) or a Key is required")
+	if o.JWKSURL == nil {
+		return nil, errors.New("auth: a JWKS URL or a Key is required")
 	}
 	if err := v.startJWKS(ctx, o); err != nil {
 		return nil, err
@@ -217,7 +230,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, refuse(ReasonUnavailable, ErrKeysNotLoaded)
 	}
 	id, err := v.verifyWith(ks, token)
-	if err == nil || err.Reason != ReasonUnknownKey || v.jwksURL == "" {
+	if err == nil || err.Reason != ReasonUnknownKey || v.jwksURL == nil {
 		return id, errOrNil(err)
 	}
 	done := v.requestRefresh()
@@ -243,9 +256,16 @@ func errOrNil(err *Error) error {
 	return err
 }
 
-// isCompactJWS reports whether s is three base64url segments (the last may be
-// empty, so that alg "none" is refused as an algorithm, not as noise). Anything
-// else, including the JSON serialization, is refused before jwx sees it.
+// isCompactJWS reports whether s is three canonical base64url segments (the
+// last may be empty, so that alg "none" is refused as an algorithm, not as
+// noise). Anything else, including the JSON serialization, is refused before
+// jwx sees it.
+//
+// Canonical means without padding and with the unused bits of the last
+// character zero, as every encoder writes it. jws.Verify re-encodes what it
+// decoded, so it would accept a second spelling of a genuine token; the check
+// of remembered headers signs the text as sent (RFC 7515's signing input),
+// which would not. Refusing other spellings keeps the two ways one.
 func isCompactJWS(s string) bool {
 	dots := 0
 	for i := 0; i < len(s); i++ {
@@ -262,6 +282,41 @@ func isCompactJWS(s string) bool {
 		return false
 	}
 	h, rest, _ := strings.Cut(s, ".")
-	p, _, _ := strings.Cut(rest, ".")
-	return h != "" && p != ""
+	p, sig, _ := strings.Cut(rest, ".")
+	return h != "" && p != "" && canonical(h) && canonical(p) && canonical(sig)
+}
+
+// canonical reports whether the base64url segment seg (alphabet already
+// checked, no padding) is the one encoding of the bytes it decodes to: its
+// length is not 1 more than a multiple of 4, and the bits of its last
+// character that encode nothing are zero.
+func canonical(seg string) bool {
+	var unused byte
+	switch len(seg) % 4 {
+	case 0:
+		return true
+	case 1:
+		return false
+	case 2:
+		unused = 0x0f // 2 of the last character's 6 bits are data
+	case 3:
+		unused = 0x03 // 4 of 6
+	}
+	return sextet(seg[len(seg)-1])&unused == 0
+}
+
+// sextet is the value of a base64url character.
+func sextet(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	default: // '_'
+		return 63
+	}
 }

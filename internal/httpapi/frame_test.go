@@ -62,8 +62,11 @@ func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server,
 		AllowedOrigins:  []string{allowedOrigin},
 		Authenticate:    func(h http.Handler) http.Handler { return h },
 		Checkout:        checkout,
+		Portal:          checkout,
+		Subscription:    checkout,
 		Webhook:         webhook,
 		CheckoutMaxBody: 16 << 10,
+		PortalMaxBody:   16 << 10,
 		WebhookMaxBody:  512 << 10,
 	}))
 	t.Cleanup(srv.Close)

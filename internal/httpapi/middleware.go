@@ -245,15 +245,15 @@ func methodLabel(m string) string {
 var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", RequestIDHeader}
 
 // allowCORS answers CORS for a browser-facing route with gorilla/handlers,
-// allowing POST from the exact origins listed. Around the library it adds what
+// allowing method (the route's one) from the exact origins listed. Around the library it adds what
 // the contract asks and the library leaves out: Vary: Origin on every response
 // (caches must not serve one origin's answer to another), and problem documents
 // instead of bare statuses for refused preflights, including the disallowed
 // origins the library answers with an empty 200.
-func allowCORS(origins []string, next http.Handler) http.Handler {
+func allowCORS(origins []string, method string, next http.Handler) http.Handler {
 	cors := handlers.CORS(
 		handlers.AllowedOrigins(origins),
-		handlers.AllowedMethods([]string{http.MethodPost}),
+		handlers.AllowedMethods([]string{method}),
 		handlers.AllowedHeaders(corsAllowedHeaders),
 		handlers.ExposedHeaders([]string{RequestIDHeader, "Retry-After"}),
 		handlers.MaxAge(600),
@@ -266,22 +266,22 @@ func allowCORS(origins []string, next http.Handler) http.Handler {
 		}
 		origin := r.Header.Get("Origin")
 		if origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
-			// A plain OPTIONS, not a preflight: the route only serves POST.
+			// A plain OPTIONS, not a preflight: the route only serves method.
 			problem.Write(w, r, problem.Newf(http.StatusMethodNotAllowed,
-				"Method %s is not allowed here.", r.Method).WithHeader("Allow", "POST, OPTIONS"))
+				"Method %s is not allowed here.", r.Method).WithHeader("Allow", method+", OPTIONS"))
 			return
 		}
 		if !slices.Contains(origins, origin) {
 			problem.Write(w, r, problem.New(http.StatusForbidden, "This origin is not allowed to call the API."))
 			return
 		}
-		cors.ServeHTTP(problemOnRefusal(w, r), r)
+		cors.ServeHTTP(problemOnRefusal(w, r, method), r)
 	})
 }
 
 // problemOnRefusal wraps w so that a bare error status written by the CORS
 // library (a method or header it does not allow) becomes a 403 problem.
-func problemOnRefusal(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+func problemOnRefusal(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
 	return httpsnoop.Wrap(w, httpsnoop.Hooks{
 		WriteHeader: func(f httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 			return func(code int) {
@@ -290,7 +290,7 @@ func problemOnRefusal(w http.ResponseWriter, r *http.Request) http.ResponseWrite
 					return
 				}
 				problem.Write(w, r, problem.New(http.StatusForbidden,
-					"This cross-origin request is not allowed: the API accepts POST with the headers "+
+					"This cross-origin request is not allowed: this route accepts "+method+" with the headers "+
 						strings.Join(corsAllowedHeaders, ", ")+"."))
 			}
 		},

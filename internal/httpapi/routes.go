@@ -13,11 +13,17 @@ func addRoutes(r *mux.Router, opts Options) {
 		r.Handle(tmpl, withRoute(tmpl, h)).Methods(methods...)
 	}
 
-	// Browsers call checkout cross-origin, so it alone answers CORS preflights
-	// (OPTIONS) and only then authenticates.
+	// Browsers call these three cross-origin, so they answer CORS preflights
+	// (OPTIONS) and only then authenticate.
 	handle("/stripe/checkout", limitBody(opts.CheckoutMaxBody,
-		allowCORS(opts.AllowedOrigins, opts.Authenticate(opts.Checkout))),
+		allowCORS(opts.AllowedOrigins, http.MethodPost, opts.Authenticate(opts.Checkout))),
 		http.MethodPost, http.MethodOptions)
+	handle("/stripe/portal", limitBody(opts.PortalMaxBody,
+		allowCORS(opts.AllowedOrigins, http.MethodPost, opts.Authenticate(opts.Portal))),
+		http.MethodPost, http.MethodOptions)
+	handle("/stripe/subscription",
+		allowCORS(opts.AllowedOrigins, http.MethodGet, opts.Authenticate(opts.Subscription)),
+		http.MethodGet, http.MethodOptions)
 
 	// Stripe calls the webhook server to server; its signature is the
 	// authentication, and it gets no CORS headers.

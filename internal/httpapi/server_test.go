@@ -58,10 +58,17 @@ func newTestServer(t *testing.T) *testServer {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"ok":true}`)
 		}),
+		Portal: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"url":"https://billing.stripe.com/p/session/x"}`)
+		}),
+		Subscription: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"customer_id":null,"subscriptions":[]}`)
+		}),
 		Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"received":true}`)
 		}),
 		CheckoutMaxBody: 16 << 10,
+		PortalMaxBody:   16 << 10,
 		WebhookMaxBody:  512 << 10,
 	})
 	return ts
@@ -167,6 +174,9 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{http.MethodDelete, "/stripe/webhook", 405, "POST"},
 		{http.MethodPost, "/healthz", 405, "GET, HEAD"},
 		{http.MethodOptions, "/stripe/checkout", 405, "POST, OPTIONS"}, // OPTIONS that is no preflight
+		{http.MethodGet, "/stripe/portal", 405, "POST, OPTIONS"},
+		{http.MethodPost, "/stripe/subscription", 405, "GET, OPTIONS"},
+		{http.MethodOptions, "/stripe/subscription", 405, "GET, OPTIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -212,6 +222,15 @@ func TestCORS(t *testing.T) {
 		{"actual allowed", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
 		{"actual foreign", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": "https://evil.example.com"}, 200, ""},
 		{"webhook gets no CORS", http.MethodPost, "/stripe/webhook", map[string]string{"Origin": allowedOrigin}, 200, ""},
+		{"portal preflight", http.MethodOptions, "/stripe/portal", preflight(allowedOrigin, "POST", "authorization,content-type"), 200, allowedOrigin},
+		{"portal preflight foreign origin", http.MethodOptions, "/stripe/portal", preflight("https://evil.example.com", "POST", "authorization"), 403, ""},
+		{"portal preflight GET", http.MethodOptions, "/stripe/portal", preflight(allowedOrigin, "GET", ""), 403, ""},
+		{"portal actual allowed", http.MethodPost, "/stripe/portal", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
+		{"subscription preflight", http.MethodOptions, "/stripe/subscription", preflight(allowedOrigin, "GET", "authorization,x-request-id"), 200, allowedOrigin},
+		{"subscription preflight foreign origin", http.MethodOptions, "/stripe/subscription", preflight("https://evil.example.com", "GET", "authorization"), 403, ""},
+		{"subscription preflight POST", http.MethodOptions, "/stripe/subscription", preflight(allowedOrigin, "POST", "authorization"), 403, ""},
+		{"subscription actual allowed", http.MethodGet, "/stripe/subscription", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
+		{"subscription actual foreign", http.MethodGet, "/stripe/subscription", map[string]string{"Origin": "https://evil.example.com"}, 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,7 +244,7 @@ func TestCORS(t *testing.T) {
 			if resp.StatusCode >= 400 {
 				decodeProblem(t, resp)
 			}
-			if tt.path == "/stripe/checkout" {
+			if tt.path != "/stripe/webhook" {
 				if got := resp.Header.Values("Vary"); len(got) != 1 || got[0] != "Origin" {
 					t.Errorf("Vary = %q, want exactly Origin", got)
 				}
@@ -238,7 +257,7 @@ func TestCORS(t *testing.T) {
 					}
 				}
 			}
-			if tt.name == "actual allowed" && !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+			if strings.Contains(tt.name, "actual allowed") && !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
 				t.Errorf("X-Request-ID not exposed to the browser: %q", resp.Header.Get("Access-Control-Expose-Headers"))
 			}
 		})
@@ -339,8 +358,11 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 		AllowedOrigins:  []string{allowedOrigin},
 		Authenticate:    func(h http.Handler) http.Handler { return h },
 		Checkout:        ok,
+		Portal:          ok,
+		Subscription:    ok,
 		Webhook:         ok,
 		CheckoutMaxBody: 16 << 10,
+		PortalMaxBody:   16 << 10,
 		WebhookMaxBody:  512 << 10,
 	})
 	for _, bc := range []struct {

@@ -1,4 +1,4 @@
-package checkout
+package billing
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/origin"
@@ -15,7 +17,7 @@ import (
 // port points at a closed port: a request that wrongly passed validation would
 // come back 502, not the status wanted.
 func TestBadRequests(t *testing.T) {
-	s := newStack(t, testOptions(newStripeClient(t, closedPort(t), time.Second, -1)))
+	s := newStack(t, config{stripe: newStripeClient(t, closedPort(t), time.Second, -1)})
 	const json = "application/json"
 	price := `"price_id":"` + priceSub + `"`
 	withURL := func(field, u string) string { return fmt.Sprintf(`{%s,%q:%q}`, price, field, u) }
@@ -100,69 +102,135 @@ func TestBadRequests(t *testing.T) {
 			wantProblem(t, s.call(&ada, tt.contentType, tt.body, tt.header), tt.status, tt.detail)
 		})
 	}
-	if got, want := s.count(t, OutcomeInvalidRequest), float64(len(tests)); got != want {
+	if got, want := s.sessions(t, OutcomeInvalidRequest), float64(len(tests)); got != want {
 		t.Errorf("invalid_request = %v, want %v", got, want)
 	}
-	if got := s.count(t, OutcomeStripeError); got != 0 {
+	if got := s.sessions(t, OutcomeStripeError); got != 0 {
 		t.Errorf("stripe_error = %v, want 0: a bad request reached Stripe", got)
 	}
 }
 
 func TestNoIdentity(t *testing.T) {
-	s := newStack(t, testOptions(newStripeClient(t, closedPort(t), time.Second, -1)))
-	wantProblem(t, s.call(nil, "application/json", `{"price_id":"`+priceSub+`"}`, nil), http.StatusInternalServerError, "could not complete")
-	if got := s.count(t, OutcomeUnauthenticated); got != 1 {
-		t.Errorf("unauthenticated = %v, want 1", got)
+	s := newStack(t, config{stripe: newStripeClient(t, closedPort(t), time.Second, -1)})
+	for name, h := range map[string]http.Handler{"checkout": s.checkout, "portal": s.portal, "subscription": s.subscription} {
+		method := http.MethodPost
+		if name == "subscription" {
+			method = http.MethodGet
+		}
+		for _, who := range []*auth.Identity{nil, {SessionID: "sess_1"}} { // an identity without a user is no better
+			w := serve(h, newRequest(method, "/", who, "application/json", `{"price_id":"`+priceSub+`"}`, nil))
+			wantProblem(t, w, http.StatusInternalServerError, "could not complete")
+		}
 	}
-	// An identity without a user is no better.
-	wantProblem(t, s.call(&auth.Identity{SessionID: "sess_1"}, "application/json", `{"price_id":"`+priceSub+`"}`, nil), http.StatusInternalServerError, "could not complete")
+	if got := s.sessions(t, OutcomeUnauthenticated); got != 2 {
+		t.Errorf("checkout unauthenticated = %v, want 2", got)
+	}
+	if got := s.count(t, "payments_api_portal_sessions_total", OutcomeUnauthenticated); got != 2 {
+		t.Errorf("portal unauthenticated = %v, want 2", got)
+	}
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	s := newStack(t, testOptions(newStripeClient(t, closedPort(t), time.Second, -1)))
-	r := newRequest(&ada, "application/json", "", nil)
-	r.Method = http.MethodGet
-	w := s.serve(r)
-	wantProblem(t, w, http.StatusMethodNotAllowed, "POST")
-	if got := w.Header().Get("Allow"); got != http.MethodPost {
-		t.Errorf("Allow = %q, want POST", got)
+	s := newStack(t, config{stripe: newStripeClient(t, closedPort(t), time.Second, -1)})
+	for _, tt := range []struct {
+		h      http.Handler
+		method string
+		allow  string
+	}{
+		{s.checkout, http.MethodGet, http.MethodPost},
+		{s.portal, http.MethodGet, http.MethodPost},
+		{s.subscription, http.MethodPost, http.MethodGet},
+	} {
+		w := serve(tt.h, newRequest(tt.method, "/", &ada, "application/json", "", nil))
+		wantProblem(t, w, http.StatusMethodNotAllowed, tt.allow)
+		if got := w.Header().Get("Allow"); got != tt.allow {
+			t.Errorf("Allow = %q, want %q", got, tt.allow)
+		}
 	}
 }
 
 func TestOptionsRefused(t *testing.T) {
 	port := newStripeClient(t, closedPort(t), time.Second, -1)
-	tests := []struct {
-		name   string
-		modify func(*Options)
-	}{
-		{"no Stripe", func(o *Options) { o.Stripe = nil }},
-		{"no prices", func(o *Options) { o.PriceIDs = nil }},
-		{"empty price", func(o *Options) { o.PriceIDs = []string{""} }},
-		{"no origins", func(o *Options) { o.AllowedOrigins = nil }},
-		{"origin with path", func(o *Options) { o.AllowedOrigins = []string{"https://app.example.com/app"} }},
-		{"origin wildcard", func(o *Options) { o.AllowedOrigins = []string{"*"} }},
-		{"success URL off origin", func(o *Options) { o.SuccessURL = "https://evil.example/s" }},
-		{"cancel URL empty", func(o *Options) { o.CancelURL = "" }},
-		{"zero rate", func(o *Options) { o.RateLimit = 0; o.RateBurst = 10 }},
-		{"zero burst", func(o *Options) { o.RateLimit = 1; o.RateBurst = 0 }},
-		{"negative cap", func(o *Options) { o.RateLimit = 1; o.RateBurst = 1; o.MaxTrackedUsers = -1 }},
-		{"negative TTL", func(o *Options) { o.PriceTTL = -time.Second }},
+	customers, err := NewCustomers(CustomerOptions{Stripe: port})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o := testOptions(port)
-			tt.modify(&o)
-			if h, err := Handler(o); err == nil {
-				t.Fatalf("Handler accepted the options: %v", h)
-			}
-		})
+	checkout := func() CheckoutOptions {
+		return CheckoutOptions{
+			Stripe: port, Customers: customers, PriceIDs: []string{priceSub}, Origins: testOrigins,
+			SuccessURL: testSuccessURL, CancelURL: testCancelURL,
+		}
 	}
-	t.Run("metric registered twice", func(t *testing.T) {
-		s := newStack(t, testOptions(port))
-		o := testOptions(port)
-		o.Registerer = s.reg
-		if _, err := Handler(o); err == nil {
-			t.Fatal("Handler registered the counter twice")
+	for name, modify := range map[string]func(*CheckoutOptions){
+		"no Stripe":          func(o *CheckoutOptions) { o.Stripe = nil },
+		"no customers":       func(o *CheckoutOptions) { o.Customers = nil },
+		"no prices":          func(o *CheckoutOptions) { o.PriceIDs = nil },
+		"empty price":        func(o *CheckoutOptions) { o.PriceIDs = []string{""} },
+		"no origins":         func(o *CheckoutOptions) { o.Origins = origin.Set{} },
+		"no cancel URL":      func(o *CheckoutOptions) { o.CancelURL = "" },
+		"negative trial":     func(o *CheckoutOptions) { o.TrialDays = -1 },
+		"trial beyond 730":   func(o *CheckoutOptions) { o.TrialDays = MaxTrialDays + 1 },
+		"negative price TTL": func(o *CheckoutOptions) { o.PriceTTL = -time.Second },
+	} {
+		o := checkout()
+		modify(&o)
+		if h, err := CheckoutHandler(o); err == nil {
+			t.Errorf("checkout %s: accepted: %v", name, h)
+		}
+	}
+	portal := func() PortalOptions {
+		return PortalOptions{Stripe: port, Customers: customers, Origins: testOrigins, ReturnURL: testReturnURL}
+	}
+	for name, modify := range map[string]func(*PortalOptions){
+		"no Stripe":     func(o *PortalOptions) { o.Stripe = nil },
+		"no customers":  func(o *PortalOptions) { o.Customers = nil },
+		"no origins":    func(o *PortalOptions) { o.Origins = origin.Set{} },
+		"no return URL": func(o *PortalOptions) { o.ReturnURL = "" },
+	} {
+		o := portal()
+		modify(&o)
+		if h, err := PortalHandler(o); err == nil {
+			t.Errorf("portal %s: accepted: %v", name, h)
+		}
+	}
+	for name, o := range map[string]SubscriptionOptions{
+		"no Stripe":       {Customers: customers},
+		"no customers":    {Stripe: port},
+		"TTL beyond 10 s": {Stripe: port, Customers: customers, CacheTTL: 11 * time.Second},
+		"negative TTL":    {Stripe: port, Customers: customers, CacheTTL: -time.Second},
+		"negative cap":    {Stripe: port, Customers: customers, MaxCachedUsers: -1},
+	} {
+		if h, err := SubscriptionHandler(o); err == nil {
+			t.Errorf("subscription %s: accepted: %v", name, h)
+		}
+	}
+	if _, err := NewCustomers(CustomerOptions{}); err == nil {
+		t.Error("NewCustomers accepted no Stripe port")
+	}
+
+	t.Run("metrics registered twice", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		if _, err := NewCustomers(CustomerOptions{Stripe: port, Registerer: reg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewCustomers(CustomerOptions{Stripe: port, Registerer: reg}); err == nil {
+			t.Error("NewCustomers registered its counter twice")
+		}
+		o := checkout()
+		o.Registerer = reg
+		if _, err := CheckoutHandler(o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := CheckoutHandler(o); err == nil {
+			t.Error("CheckoutHandler registered its counter twice")
+		}
+		p := portal()
+		p.Registerer = reg
+		if _, err := PortalHandler(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := PortalHandler(p); err == nil {
+			t.Error("PortalHandler registered its counter twice")
 		}
 	})
 }
@@ -170,8 +238,6 @@ func TestOptionsRefused(t *testing.T) {
 func TestNewStripeClientRefused(t *testing.T) {
 	tests := []StripeOptions{
 		{SecretKey: ""},
-		{SecretKey: "sk_test_abc", APIURL: "localhost:12111"},
-		{SecretKey: "sk_test_abc", APIURL: "ftp://localhost:12111"},
 		{SecretKey: "sk_test_abc", Timeout: -time.Second},
 		{SecretKey: "sk_test_abc", MaxRetries: 3},
 	}

@@ -1,4 +1,4 @@
-package checkout
+package billing
 
 import (
 	"context"

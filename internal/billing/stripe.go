@@ -1,4 +1,4 @@
-package checkout
+package billing
 
 // This file is the only one in the package that imports stripe-go.
 
@@ -12,8 +12,11 @@ import (
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
+	portalsession "github.com/stripe/stripe-go/v76/billingportal/session"
 	checkoutsession "github.com/stripe/stripe-go/v76/checkout/session"
+	"github.com/stripe/stripe-go/v76/customer"
 	"github.com/stripe/stripe-go/v76/price"
+	"github.com/stripe/stripe-go/v76/subscription"
 )
 
 // Defaults of StripeOptions.
@@ -32,8 +35,8 @@ const userAgentProduct = "payments-api"
 
 // StripeOptions configures NewStripeClient.
 type StripeOptions struct {
-	SecretKey string // sk_… or rk_…
-	APIURL    string // base URL; empty means Stripe's own (https://api.stripe.com)
+	SecretKey string   // sk_… or rk_…
+	APIURL    *url.URL // base URL; nil means Stripe's own (https://api.stripe.com)
 	// Timeout bounds each call, retries included; 0 means DefaultStripeTimeout.
 	Timeout time.Duration
 	// MaxRetries is the number of network retries: 0 means DefaultMaxRetries,
@@ -47,9 +50,12 @@ type StripeOptions struct {
 // StripeClient is the Stripe port backed by stripe-go v76. It uses its own
 // backend and key, never stripe-go's package-level globals.
 type StripeClient struct {
-	prices   price.Client
-	sessions checkoutsession.Client
-	timeout  time.Duration
+	prices        price.Client
+	sessions      checkoutsession.Client
+	customers     customer.Client
+	subscriptions subscription.Client
+	portal        portalsession.Client
+	timeout       time.Duration
 }
 
 var _ Stripe = (*StripeClient)(nil)
@@ -58,10 +64,10 @@ var _ Stripe = (*StripeClient)(nil)
 // o.SecretKey.
 func NewStripeClient(o StripeOptions) (*StripeClient, error) {
 	if o.SecretKey == "" {
-		return nil, errors.New("checkout: empty Stripe secret key")
+		return nil, errors.New("billing: empty Stripe secret key")
 	}
 	if o.Timeout < 0 {
-		return nil, fmt.Errorf("checkout: negative Stripe timeout %v", o.Timeout)
+		return nil, fmt.Errorf("billing: negative Stripe timeout %v", o.Timeout)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultStripeTimeout
@@ -73,7 +79,7 @@ func NewStripeClient(o StripeOptions) (*StripeClient, error) {
 	case o.MaxRetries < 0:
 		retries = 0
 	case o.MaxRetries > maxRetries:
-		return nil, fmt.Errorf("checkout: %d Stripe retries, at most %d", o.MaxRetries, maxRetries)
+		return nil, fmt.Errorf("billing: %d Stripe retries, at most %d", o.MaxRetries, maxRetries)
 	}
 
 	cfg := &stripe.BackendConfig{
@@ -83,12 +89,8 @@ func NewStripeClient(o StripeOptions) (*StripeClient, error) {
 		// writer instead.
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
 	}
-	if o.APIURL != "" {
-		u, err := url.Parse(o.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("checkout: Stripe API URL %q is not an absolute http(s) URL", o.APIURL)
-		}
-		cfg.URL = stripe.String(o.APIURL)
+	if o.APIURL != nil {
+		cfg.URL = stripe.String(o.APIURL.String())
 	}
 
 	var hc http.Client
@@ -105,13 +107,16 @@ func NewStripeClient(o StripeOptions) (*StripeClient, error) {
 	cfg.HTTPClient = &hc
 
 	backend := stripe.GetBackendWithConfig(stripe.APIBackend, cfg)
-	// price.Client and checkoutsession.Client are what client.API.Init builds;
-	// using the two directly spares compiling the ~130 other packages that
-	// client imports. Neither touches stripe-go's package-level backends or key.
+	// These clients are what client.API.Init builds; using the few we need
+	// directly spares compiling the ~130 other packages that client imports.
+	// None touches stripe-go's package-level backends or key.
 	return &StripeClient{
-		prices:   price.Client{B: backend, Key: o.SecretKey},
-		sessions: checkoutsession.Client{B: backend, Key: o.SecretKey},
-		timeout:  o.Timeout,
+		prices:        price.Client{B: backend, Key: o.SecretKey},
+		sessions:      checkoutsession.Client{B: backend, Key: o.SecretKey},
+		customers:     customer.Client{B: backend, Key: o.SecretKey},
+		subscriptions: subscription.Client{B: backend, Key: o.SecretKey},
+		portal:        portalsession.Client{B: backend, Key: o.SecretKey},
+		timeout:       o.Timeout,
 	}, nil
 }
 
@@ -148,15 +153,22 @@ func (c *StripeClient) CreateCheckoutSession(ctx context.Context, p SessionParam
 	if p.ClientReferenceID != "" {
 		params.ClientReferenceID = stripe.String(p.ClientReferenceID)
 	}
-	if p.CustomerEmail != "" {
-		params.CustomerEmail = stripe.String(p.CustomerEmail)
+	if p.CustomerID != "" {
+		params.Customer = stripe.String(p.CustomerID)
+	}
+	if p.AllowPromotionCodes {
+		params.AllowPromotionCodes = stripe.Bool(true)
 	}
 	for k, v := range p.Metadata {
 		params.AddMetadata(k, v)
 	}
-	if p.Mode == ModeSubscription && len(p.SubscriptionMetadata) > 0 {
-		params.SubscriptionData = &stripe.CheckoutSessionSubscriptionDataParams{
-			Metadata: p.SubscriptionMetadata,
+	if p.Mode == ModeSubscription && (len(p.SubscriptionMetadata) > 0 || p.TrialDays > 0) {
+		params.SubscriptionData = &stripe.CheckoutSessionSubscriptionDataParams{}
+		if len(p.SubscriptionMetadata) > 0 {
+			params.SubscriptionData.Metadata = p.SubscriptionMetadata
+		}
+		if p.TrialDays > 0 {
+			params.SubscriptionData.TrialPeriodDays = stripe.Int64(p.TrialDays)
 		}
 	}
 	if p.IdempotencyKey != "" {
@@ -168,6 +180,108 @@ func (c *StripeClient) CreateCheckoutSession(ctx context.Context, p SessionParam
 		return Session{}, stripeFailure("create checkout session", err)
 	}
 	return Session{ID: s.ID, URL: s.URL}, nil
+}
+
+// SearchCustomers runs a Customer Search and returns its first page.
+func (c *StripeClient) SearchCustomers(ctx context.Context, query string) ([]Customer, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	params := &stripe.CustomerSearchParams{}
+	params.Query = query
+	params.Single = true // one page: the caller wants a customer, not an export
+	params.Context = ctx
+	it := c.customers.Search(params)
+	var out []Customer
+	for it.Next() {
+		cu := it.Customer()
+		out = append(out, Customer{ID: cu.ID, Created: cu.Created})
+	}
+	if err := it.Err(); err != nil {
+		return nil, stripeFailure("search customers", err)
+	}
+	return out, nil
+}
+
+// CreateCustomer creates a Customer.
+func (c *StripeClient) CreateCustomer(ctx context.Context, p CustomerParams) (Customer, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	params := &stripe.CustomerParams{}
+	if p.Email != "" {
+		params.Email = stripe.String(p.Email)
+	}
+	for k, v := range p.Metadata {
+		params.AddMetadata(k, v)
+	}
+	if p.IdempotencyKey != "" {
+		params.SetIdempotencyKey(p.IdempotencyKey)
+	}
+	params.Context = ctx
+	cu, err := c.customers.New(params)
+	if err != nil {
+		return Customer{}, stripeFailure("create customer", err)
+	}
+	return Customer{ID: cu.ID, Created: cu.Created}, nil
+}
+
+// Subscriptions returns one page of the customer's subscriptions, newest first.
+func (c *StripeClient) Subscriptions(ctx context.Context, q SubscriptionQuery) ([]Subscription, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	params := &stripe.SubscriptionListParams{Customer: stripe.String(q.CustomerID)}
+	if q.IncludeCanceled {
+		params.Status = stripe.String("all")
+	}
+	params.Limit = stripe.Int64(int64(q.Limit))
+	params.Single = true
+	params.Context = ctx
+	it := c.subscriptions.List(params)
+	var out []Subscription
+	for it.Next() {
+		out = append(out, subscriptionOf(it.Subscription()))
+	}
+	if err := it.Err(); err != nil {
+		return nil, stripeFailure("list subscriptions", err)
+	}
+	return out, nil
+}
+
+func subscriptionOf(s *stripe.Subscription) Subscription {
+	out := Subscription{
+		ID:                s.ID,
+		Status:            SubscriptionStatus(s.Status),
+		Created:           s.Created,
+		CurrentPeriodEnd:  s.CurrentPeriodEnd,
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd,
+		TrialEnd:          s.TrialEnd,
+	}
+	if s.Items != nil && len(s.Items.Data) > 0 {
+		item := s.Items.Data[0]
+		out.Quantity = item.Quantity
+		if item.Price != nil {
+			out.PriceID = item.Price.ID
+		}
+	}
+	return out
+}
+
+// CreatePortalSession creates a billing portal session and returns its URL.
+func (c *StripeClient) CreatePortalSession(ctx context.Context, p PortalParams) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	params := &stripe.BillingPortalSessionParams{
+		Customer:  stripe.String(p.CustomerID),
+		ReturnURL: stripe.String(p.ReturnURL),
+	}
+	if p.Configuration != "" {
+		params.Configuration = stripe.String(p.Configuration)
+	}
+	params.Context = ctx
+	s, err := c.portal.New(params)
+	if err != nil {
+		return "", stripeFailure("create portal session", err)
+	}
+	return s.URL, nil
 }
 
 // stripeFailure classifies a stripe-go error. Stripe's message is left out on
@@ -184,6 +298,10 @@ func stripeFailure(op string, err error) *StripeError {
 			RequestID: se.RequestID,
 		}
 		switch s := se.HTTPStatusCode; {
+		case se.Code == stripe.ErrorCodeIdempotencyKeyInUse, s == http.StatusConflict:
+			// Another request with the same key is still running: a
+			// concurrent first checkout. Trying again soon succeeds.
+			e.Kind = KindUnavailable
 		case se.Type == stripe.ErrorTypeIdempotency:
 			e.Kind = KindIdempotencyConflict
 		case se.Code == stripe.ErrorCodeResourceMissing:

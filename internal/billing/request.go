@@ -1,4 +1,4 @@
-package checkout
+package billing
 
 import (
 	"encoding/json"
@@ -21,15 +21,6 @@ const (
 	maxEchoedFieldNameLen = 64
 )
 
-// request is the body of POST /stripe/checkout. Pointers tell "absent" from
-// "present but empty".
-type request struct {
-	PriceID    string  `json:"price_id"`
-	Quantity   *int64  `json:"quantity"`
-	SuccessURL *string `json:"success_url"`
-	CancelURL  *string `json:"cancel_url"`
-}
-
 // checkContentType accepts application/json with at most a UTF-8 charset: JSON
 // is UTF-8 (RFC 8259), so any other charset is a client bug.
 func checkContentType(r *http.Request) error {
@@ -50,28 +41,36 @@ func checkContentType(r *http.Request) error {
 	return nil
 }
 
-// decodeRequest reads exactly one JSON object with known fields from the body,
-// at most MaxBodyBytes of it.
-func decodeRequest(w http.ResponseWriter, r *http.Request) (request, error) {
-	var req request
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+// bodyShape describes a JSON request body to its decoder, for the errors it
+// sends back.
+type bodyShape struct {
+	// fields lists the known fields in a sentence, e.g. "price_id and quantity".
+	fields string
+	// fieldDetail says what is wrong with a field of the wrong type.
+	fieldDetail func(field string) string
+}
+
+// decodeJSON reads exactly one JSON object with known fields from body, which
+// http.MaxBytesReader limits to MaxBodyBytes, into dst.
+func decodeJSON(body io.Reader, dst any, shape bodyShape) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, decodeError(err)
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err, shape)
 	}
 	// Anything after the object, even another object, is refused: a body is
 	// one request.
 	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return req, decodeError(err)
+			return decodeError(err, shape)
 		}
-		return req, problem.New(http.StatusBadRequest, "The body must hold a single JSON object and nothing after it.")
+		return problem.New(http.StatusBadRequest, "The body must hold a single JSON object and nothing after it.")
 	}
-	return req, nil
+	return nil
 }
 
-func decodeError(err error) error {
+func decodeError(err error, shape bodyShape) error {
 	var (
 		tooLarge  *http.MaxBytesError
 		syntax    *json.SyntaxError
@@ -88,7 +87,7 @@ func decodeError(err error) error {
 		if wrongType.Field == "" {
 			return problem.Wrap(http.StatusBadRequest, "The body must be a JSON object.", err)
 		}
-		return problem.Wrap(http.StatusBadRequest, fieldTypeDetail(wrongType.Field), err)
+		return problem.Wrap(http.StatusBadRequest, shape.fieldDetail(wrongType.Field), err)
 	}
 	// encoding/json reports an unknown field only as text: `json: unknown field "x"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -98,19 +97,9 @@ func decodeError(err error) error {
 		if len(name) > maxEchoedFieldNameLen {
 			name = name[:maxEchoedFieldNameLen] + "…"
 		}
-		return problem.Newf(http.StatusBadRequest, "Unknown field %q: the body takes only price_id, quantity, success_url and cancel_url; the user comes from the session token.", name)
+		return problem.Newf(http.StatusBadRequest, "Unknown field %q: the body takes only %s; the user comes from the session token.", name, shape.fields)
 	}
-	return problem.Wrap(http.StatusBadRequest, "The body is not a valid checkout request.", err)
-}
-
-func fieldTypeDetail(field string) string {
-	switch field {
-	case "quantity":
-		return fmt.Sprintf("quantity must be an integer from 1 to %d.", MaxQuantity)
-	case "price_id", "success_url", "cancel_url":
-		return field + " must be a string."
-	}
-	return "A field has the wrong type."
+	return problem.Wrap(http.StatusBadRequest, "The body is not a valid request.", err)
 }
 
 // checkIdempotencyKey validates the optional Idempotency-Key header and returns
