@@ -17,9 +17,11 @@ import (
 
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/delivery"
+	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/pgtest"
+	"github.com/acme/payments-api/internal/postgres"
 )
 
 // newTestDurable wires durable delivery to the database at dsn and a Next.js
@@ -148,13 +150,14 @@ func TestDurableStopWhileWaiting(t *testing.T) {
 
 // TestRunDurable runs the service in durable mode through run: the webhook
 // answers "queued" and the event reaches Next.js; the delivery metrics are
-// exported; River UI is on ADMIN_ADDR behind basic auth and nowhere on the
-// public listener.
+// exported; a checkout's customer is kept in the customers table; River UI is
+// on ADMIN_ADDR behind basic auth and nowhere on the public listener.
 func TestRunDurable(t *testing.T) {
 	t.Parallel()
 	const adminPass = "correct-horse-battery-staple"
+	dsn := migratedDSN(t)
 	st := startStack(t, map[string]string{
-		"DATABASE_URL":   migratedDSN(t),
+		"DATABASE_URL":   dsn,
 		"ADMIN_ADDR":     "127.0.0.1:0",
 		"ADMIN_USERNAME": "ops",
 		"ADMIN_PASSWORD": adminPass,
@@ -179,6 +182,24 @@ func TestRunDurable(t *testing.T) {
 			strings.Contains(m, `payments_api_delivery_jobs{state="completed"} 1`) &&
 			strings.Contains(m, "payments_api_delivery_oldest_pending_seconds 0")
 	})
+
+	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_durable", AuthorizedParty: testOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = postCheckout(t, base, token, "application/json", `{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("checkout = %d", resp.StatusCode)
+	}
+	pool, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if id, err := postgres.NewCustomers(pool).Customer(context.Background(), "user_durable"); err != nil || !strings.HasPrefix(id, "cus_") {
+		t.Errorf("customers table for user_durable = %q, %v; want the checkout's customer", id, err)
+	}
 
 	line := st.svc.stdout.logLine("listening")
 	admin := "http://" + line["admin_addr"].(string)
