@@ -65,7 +65,7 @@ func TestRiverConfig(t *testing.T) {
 				{"JobTimeout", cfg.JobTimeout, tt.jobTimeout},
 				{"RescueStuckJobsAfter", cfg.RescueStuckJobsAfter, tt.rescue},
 				{"SoftStopTimeout", cfg.SoftStopTimeout, tt.softStop},
-				{"FetchCooldown", cfg.FetchCooldown, 5 * time.Millisecond},
+				{"FetchCooldown", cfg.FetchCooldown, 2 * time.Millisecond},
 			} {
 				if d.got != d.want {
 					t.Errorf("%s = %v, want %v", d.name, d.got, d.want)
