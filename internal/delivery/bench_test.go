@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -17,7 +18,7 @@ import (
 
 // instantNext is a receiver that answers 200 at once without verifying: the
 // benchmarks measure the queue, not the receiver.
-func instantNext(b *testing.B) (url string, received *atomic.Int64) {
+func instantNext(b *testing.B) (next *url.URL, received *atomic.Int64) {
 	b.Helper()
 	received = &atomic.Int64{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,16 +26,17 @@ func instantNext(b *testing.B) (url string, received *atomic.Int64) {
 		received.Add(1)
 	}))
 	b.Cleanup(srv.Close)
-	return srv.URL, received
+	next, _ = url.Parse(srv.URL) // httptest's URL always parses
+	return next, received
 }
 
-func benchQueue(b *testing.B, url string, workers int, next string) *delivery.Queue {
+func benchQueue(b *testing.B, dsn string, workers int, next *url.URL) *delivery.Queue {
 	b.Helper()
-	fwd, err := forward.New(forward.Options{URL: parseURL(b, next), Secret: nextSecret})
+	fwd, err := forward.New(forward.Options{URL: next, Secret: nextSecret})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pool := openPool(b, url)
+	pool := openPool(b, dsn)
 	q, err := delivery.New(pool, delivery.Options{Forwarder: fwd, Workers: workers})
 	if err != nil {
 		b.Fatal(err)
@@ -91,12 +93,12 @@ func BenchmarkEnqueue(b *testing.B) {
 // Run it with -benchtime=50000x for the figure in the README.
 func BenchmarkDrain(b *testing.B) {
 	next, received := instantNext(b)
-	url := migrated.Database(b)
-	if err := deliverytest.Backlog(b.Context(), url, b.N); err != nil {
+	dsn := migrated.Database(b)
+	if err := deliverytest.Backlog(b.Context(), dsn, b.N); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	benchQueue(b, url, delivery.DefaultWorkers, next)
+	benchQueue(b, dsn, delivery.DefaultWorkers, next)
 	for received.Load() < int64(b.N) {
 		time.Sleep(time.Millisecond) // polling a counter
 	}
