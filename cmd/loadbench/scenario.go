@@ -61,7 +61,7 @@ func scenarios() []Scenario {
 			Prepare:   func(st *Stand, n int) (Requests, error) { return st.webhookRequests(ignoredType, n) },
 		}
 	}
-	return []Scenario{
+	all := []Scenario{
 		bare("bare net/http (same request as webhook, ignored)"),
 		{
 			Name:      "webhook, ignored type",
@@ -99,8 +99,9 @@ func scenarios() []Scenario {
 			PerSecond: 6_000,
 			Prepare:   func(st *Stand, n int) (Requests, error) { return st.checkoutRequests(n, true) },
 		},
-		bare("bare net/http, again"),
 	}
+	all = append(all, durableScenarios()...)
+	return append(all, bare("bare net/http, again"))
 }
 
 // prepared is how many requests a scenario builds for a run of d.

@@ -172,7 +172,13 @@ func get(t *testing.T, url string) (int, string) {
 // go test's own timeout.
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	const limit = 10 * time.Second
+	eventuallyWithin(t, 10*time.Second, what, ok)
+}
+
+// eventuallyWithin is eventually with a limit of the caller's: the database's
+// own timers (River's rescuer, a schema re-check) need longer than 10 s.
+func eventuallyWithin(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
 	for deadline := time.Now().Add(limit); !ok(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up after %s waiting for %s", limit, what)

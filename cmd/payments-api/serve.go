@@ -53,6 +53,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("building the service: %w", err)
 	}
+	if err := svc.startBackground(bg); err != nil {
+		return err
+	}
 	if err := svc.listen(); err != nil {
 		return err
 	}
@@ -84,6 +87,11 @@ func logStart(log *slog.Logger, cfg config.Config) {
 type app struct {
 	readiness *httpapi.Readiness
 	servers   []*server
+	// durable is durable delivery, nil in synchronous mode.
+	durable *durable
+	// draining are told at once when draining begins (the queue's workers
+	// stop taking deliveries then, not after SHUTDOWN_DELAY).
+	draining []func()
 	// stoppers end background work (a queue's workers, say) after the
 	// servers have shut down, within what is left of SHUTDOWN_TIMEOUT.
 	stoppers []func(context.Context) error
@@ -106,13 +114,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	opts, err := buildOptions(ctx, cfg, log, reg)
+	opts, dur, err := buildOptions(ctx, cfg, log, reg)
 	if err != nil {
 		return nil, err
 	}
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	return &app{
+	a := &app{
 		readiness: opts.Readiness,
+		durable:   dur,
 		servers: []*server{
 			{variable: "LISTEN_ADDR", logKey: "addr", addr: cfg.ListenAddr, http: &http.Server{
 				Handler:           httpapi.NewServer(opts),
@@ -132,7 +141,46 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 				ErrorLog:          errorLog,
 			}},
 		},
-	}, nil
+	}
+	if dur == nil {
+		return a, nil
+	}
+	// In-flight deliveries get SHUTDOWN_TIMEOUT from the signal; the bound
+	// covers the delay before it too.
+	a.draining = append(a.draining, func() { dur.beginStop(cfg.ShutdownDelay + cfg.ShutdownTimeout) })
+	a.stoppers = append(a.stoppers, dur.stop)
+	if cfg.AdminAddr != "" {
+		admin, err := dur.adminHandler(ctx, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		a.servers = append(a.servers, &server{variable: "ADMIN_ADDR", logKey: "admin_addr", addr: cfg.AdminAddr, http: &http.Server{
+			Handler:           admin,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			ErrorLog:          errorLog,
+		}})
+	}
+	return a, nil
+}
+
+// startBackground starts what runs beside the servers: durable delivery, whose
+// database a schema behind this version makes the start fail (exit 1).
+func (s *app) startBackground(ctx context.Context) error {
+	if s.durable == nil {
+		return nil
+	}
+	if err := s.durable.start(ctx); err != nil {
+		s.durable.pool.Close()
+		if errors.Is(err, errSchemaBehind) {
+			return exitError{code: 1}
+		}
+		return err
+	}
+	return nil
 }
 
 // listen claims the address of every server that is switched on, or none:
@@ -179,6 +227,9 @@ func (s *app) start(log *slog.Logger) <-chan error {
 // Anything cut at the timeout makes the exit code 1.
 func (s *app) drain(ctx context.Context, cfg config.Config, log *slog.Logger, failed <-chan error) error {
 	s.readiness.Drain()
+	for _, f := range s.draining {
+		f()
+	}
 	log.Info("draining", slog.Duration("shutdown_delay", cfg.ShutdownDelay), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout))
 	select {
 	case <-time.After(cfg.ShutdownDelay):

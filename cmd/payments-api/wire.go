@@ -13,6 +13,7 @@ import (
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/httpapi"
+	"github.com/acme/payments-api/internal/postgres"
 	"github.com/acme/payments-api/internal/ratelimit"
 	"github.com/acme/payments-api/internal/webhook"
 )
@@ -20,8 +21,10 @@ import (
 // buildOptions turns the configuration into the HTTP server's options: the
 // feature handlers (Clerk verification, checkout, the billing portal, the
 // subscription state, the webhook) and the readiness that waits for Clerk's
-// keys. ctx bounds their background work (the JWKS refresh), not any request.
-func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, error) {
+// keys; and, with DATABASE_URL, durable delivery, whose queue the webhook
+// commits events to and whose database keeps each user's Stripe customer.
+// ctx bounds their background work (the JWKS refresh), not any request.
+func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, *durable, error) {
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
 		JWKSURL:           cfg.ClerkJWKSURL,
@@ -32,15 +35,10 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Logger:            log,
 	})
 	if err != nil {
-		return httpapi.Options{}, fmt.Errorf("clerk verifier: %w", err)
+		return httpapi.Options{}, nil, fmt.Errorf("clerk verifier: %w", err)
 	}
 	readiness := &httpapi.Readiness{}
 	readiness.AddCheck(verifier.Ready)
-
-	billingRoutes, err := buildBilling(cfg, reg)
-	if err != nil {
-		return httpapi.Options{}, err
-	}
 
 	forwarder, err := forward.New(forward.Options{
 		URL:        cfg.NextJSWebhookURL,
@@ -50,28 +48,48 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Registerer: reg,
 	})
 	if err != nil {
-		return httpapi.Options{}, fmt.Errorf("webhook forwarder: %w", err)
+		return httpapi.Options{}, nil, fmt.Errorf("webhook forwarder: %w", err)
+	}
+	webhookOpts := webhook.Options{
+		Secret:       cfg.StripeWebhookSecret.Value(),
+		ForwardTypes: cfg.WebhookForwardEvents,
+		Forwarder:    forwarder, // synchronous: Stripe waits for Next.js
+		Registerer:   reg,
+	}
+	var (
+		dur   *durable
+		store billing.CustomerStore // nil: customers are found with Stripe's Customer Search
+	)
+	if cfg.DatabaseURL.IsSet() {
+		// Durable: the webhook commits events to the queue; its workers call the
+		// same forwarder, one attempt at a time. The database also keeps each
+		// user's customer, asked before Stripe.
+		if dur, err = newDurable(ctx, cfg, forwarder, log, reg); err != nil {
+			return httpapi.Options{}, nil, fmt.Errorf("durable delivery: %w", err)
+		}
+		webhookOpts.Queue = dur.queue
+		store = postgres.NewCustomers(dur.pool)
+	}
+
+	billingRoutes, err := buildBilling(cfg, store, reg)
+	if err != nil {
+		return httpapi.Options{}, nil, err
 	}
 
 	return httpapi.Options{
-		Logger:         log,
-		Registerer:     reg,
-		Readiness:      readiness,
-		AllowedOrigins: cfg.CORSAllowedOrigins.List(),
-		Authenticate:   auth.Middleware(verifier),
-		Checkout:       billingRoutes.checkout,
-		Portal:         billingRoutes.portal,
-		Subscription:   billingRoutes.subscription,
-		Webhook: webhook.Handler(webhook.Options{
-			Secret:       cfg.StripeWebhookSecret.Value(),
-			ForwardTypes: cfg.WebhookForwardEvents,
-			Forwarder:    forwarder,
-			Registerer:   reg,
-		}),
+		Logger:          log,
+		Registerer:      reg,
+		Readiness:       readiness,
+		AllowedOrigins:  cfg.CORSAllowedOrigins.List(),
+		Authenticate:    auth.Middleware(verifier),
+		Checkout:        billingRoutes.checkout,
+		Portal:          billingRoutes.portal,
+		Subscription:    billingRoutes.subscription,
+		Webhook:         webhook.Handler(webhookOpts),
 		CheckoutMaxBody: billing.MaxBodyBytes,
 		PortalMaxBody:   billing.MaxBodyBytes,
 		WebhookMaxBody:  webhook.MaxBodyBytes,
-	}, nil
+	}, dur, nil
 }
 
 // billingHandlers are the three routes of a user's dealings with Stripe.
@@ -80,8 +98,9 @@ type billingHandlers struct {
 }
 
 // buildBilling wires the billing handlers: one Stripe client, one customer
-// rule and one per-user limiter shared by checkout and the portal.
-func buildBilling(cfg config.Config, reg prometheus.Registerer) (billingHandlers, error) {
+// rule (asking store first when there is one) and one per-user limiter shared
+// by checkout and the portal.
+func buildBilling(cfg config.Config, store billing.CustomerStore, reg prometheus.Registerer) (billingHandlers, error) {
 	stripe, err := billing.NewStripeClient(billing.StripeOptions{
 		SecretKey: cfg.StripeSecretKey.Value(),
 		APIURL:    cfg.StripeAPIURL,
@@ -90,8 +109,7 @@ func buildBilling(cfg config.Config, reg prometheus.Registerer) (billingHandlers
 	if err != nil {
 		return billingHandlers{}, fmt.Errorf("stripe client: %w", err)
 	}
-	// No CustomerStore yet: customers are found with Stripe's Customer Search.
-	customers, err := billing.NewCustomers(billing.CustomerOptions{Stripe: stripe, Registerer: reg})
+	customers, err := billing.NewCustomers(billing.CustomerOptions{Stripe: stripe, Store: store, Registerer: reg})
 	if err != nil {
 		return billingHandlers{}, err // already "billing: …"
 	}

@@ -7,13 +7,16 @@
 //     stateful stand-in (internal/stripetest) that keeps customers and
 //     subscriptions as Stripe does, which stripe-mock's fixtures cannot;
 //   - a Clerk stand-in publishes a JWKS and mints session tokens on request;
-//   - a Next.js stand-in verifies the events payments-api forwards and prints them;
+//   - a Next.js stand-in verifies the events payments-api forwards and prints them,
+//     and can be told to refuse them for a while (POST /_sandbox/refuse);
 //   - payments-api itself is built from ./cmd/payments-api exactly as shipped and
 //     run as a child process, configured through its environment only.
 //
 // It also sends signed Stripe events to the service on request (POST /trigger on
-// the Clerk stand-in's port), like `stripe trigger`. It is a development tool and
-// never part of the production binary or image.
+// the Clerk stand-in's port), like `stripe trigger`. Given a PostgreSQL database
+// (-database-url or DATABASE_URL), it migrates it and runs the service in durable
+// mode, with River UI on an admin port. It is a development tool and never part
+// of the production binary or image.
 //
 //	go run ./cmd/sandbox [flags]    (or: make sandbox)
 package main
@@ -67,10 +70,19 @@ func passThrough() []string {
 	return []string{
 		"LOG_LEVEL", "LOG_FORMAT", "CHECKOUT_RATE_LIMIT", "WEBHOOK_FORWARD_EVENTS",
 		"FORWARD_TIMEOUT", "CLERK_CLOCK_SKEW", "SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT",
+		"DELIVERY_WORKERS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_RETENTION",
 		"CHECKOUT_ALLOW_PROMOTION_CODES", "CHECKOUT_TRIAL_DAYS", "CHECKOUT_SINGLE_SUBSCRIPTION",
 		"STRIPE_PORTAL_CONFIGURATION",
 	}
 }
+
+// sandboxMaxAttempts is DELIVERY_MAX_ATTEMPTS in the sandbox unless the user
+// sets it: with River's backoff (1 s, then 16 s) an event Next.js refuses
+// reaches the dead letter in about 20 s, for the tour to replay it.
+const sandboxMaxAttempts = "3"
+
+// controlPrefix is where the Next.js stand-in's remote control is mounted.
+const controlPrefix = "/_sandbox"
 
 func main() {
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -89,7 +101,19 @@ type settings struct {
 	startMock  bool
 	whsec      string // STRIPE_WEBHOOK_SECRET
 	nextSecret string // NEXTJS_WEBHOOK_SECRET
+
+	databaseURL string // DATABASE_URL: durable mode when set
+	adminAddr   string // ADMIN_ADDR in durable mode, or off
+	adminPass   string // ADMIN_PASSWORD, fresh for the run
+	maxAttempts string // DELIVERY_MAX_ATTEMPTS in durable mode
+	bin         string // the built payments-api, for the printed commands
 }
+
+// durable reports whether the service runs in durable mode.
+func (s settings) durable() bool { return s.databaseURL != "" }
+
+// adminUser is ADMIN_USERNAME in the sandbox.
+const adminUser = "sandbox"
 
 // run is the whole program: main passes the process's arguments, environment
 // and output streams, tests pass their own.
@@ -125,11 +149,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	fs.StringVar(&s.nextAddr, "next-addr", "127.0.0.1:3000", "`address` of the Next.js stand-in; the frontend origin is http://localhost:<its port>")
 	fs.StringVar(&s.mockAddr, "stripe-mock-addr", "127.0.0.1:12111", "`address` of stripe-mock's HTTP listener")
 	fs.StringVar(&s.prices, "prices", cmp.Or(getenv("STRIPE_PRICE_IDS"), "price_basic,price_pro"), "comma list of the price `IDs` a user may buy (STRIPE_PRICE_IDS)")
+	fs.StringVar(&s.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL `URL` for durable delivery (DATABASE_URL): migrated, then used; empty: synchronous delivery")
+	fs.StringVar(&s.adminAddr, "admin-addr", "127.0.0.1:9091", "River UI's `address` in durable mode (ADMIN_ADDR), or off")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nRuns payments-api locally with stand-ins for Stripe, Clerk and Next.js.\n"+
 			"Environment: STRIPE_API_URL (use it instead of starting stripe-mock), STRIPE_SECRET_KEY (sk_test_…:\n"+
 			"real Stripe test mode when STRIPE_API_URL is unset), STRIPE_WEBHOOK_SECRET (e.g. from `stripe listen`),\n"+
-			"STRIPE_MOCK_BIN, and the service's %s.\n\n", fs.Name(), strings.Join(passThrough(), ", "))
+			"STRIPE_MOCK_BIN, DATABASE_URL (durable delivery), and the service's %s.\n\n", fs.Name(), strings.Join(passThrough(), ", "))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -141,9 +167,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	}
 	for _, a := range []struct{ flag, addr string }{
 		{"api-addr", s.apiAddr}, {"metrics-addr", s.metricsAddr}, {"clerk-addr", s.clerkAddr},
-		{"next-addr", s.nextAddr}, {"stripe-mock-addr", s.mockAddr},
+		{"next-addr", s.nextAddr}, {"stripe-mock-addr", s.mockAddr}, {"admin-addr", s.adminAddr},
 	} {
-		if a.flag == "metrics-addr" && a.addr == "off" {
+		if (a.flag == "metrics-addr" || a.flag == "admin-addr") && a.addr == "off" {
 			continue
 		}
 		// The Clerk stand-in mints a token for anyone who asks: nothing of the
@@ -171,6 +197,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	// of `stripe listen`.
 	s.whsec = cmp.Or(getenv("STRIPE_WEBHOOK_SECRET"), "whsec_"+rand.Text())
 	s.nextSecret = rand.Text() + rand.Text()
+	s.adminPass = rand.Text()
+	s.maxAttempts = cmp.Or(getenv("DELIVERY_MAX_ATTEMPTS"), sandboxMaxAttempts)
+	if !s.durable() {
+		s.adminAddr = "off"
+	}
 	return s, nil
 }
 
@@ -197,6 +228,10 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	}
 	bin, err := buildService(ctx, out, errOut, &stops)
 	if err != nil {
+		return err
+	}
+	s.bin = bin
+	if err := migrate(ctx, s, out, errOut); err != nil {
 		return err
 	}
 	if err := serveStandIns(s, clerkLn, nextLn, stand, out, &stops); err != nil {
@@ -235,9 +270,9 @@ func (c *cleanup) run() {
 // built, so that a taken one is reported by the flag that chose it, at once.
 func checkPorts(s settings) error {
 	for _, a := range []struct{ flag, addr string }{
-		{"api-addr", s.apiAddr}, {"metrics-addr", s.metricsAddr}, {"stripe-mock-addr", s.mockAddr},
+		{"api-addr", s.apiAddr}, {"metrics-addr", s.metricsAddr}, {"stripe-mock-addr", s.mockAddr}, {"admin-addr", s.adminAddr},
 	} {
-		if (a.flag == "metrics-addr" && a.addr == "off") || (a.flag == "stripe-mock-addr" && !s.startMock) {
+		if a.addr == "off" || (a.flag == "stripe-mock-addr" && !s.startMock) {
 			continue
 		}
 		ln, err := listen(a.flag, a.addr)
@@ -339,8 +374,10 @@ func serveStandIns(s settings, clerkLn, nextLn net.Listener, stand *stripetest.P
 		stand:      stand,
 		price:      firstPrice(s),
 	})
+	next := fakenext.New(s.nextSecret, fakenext.WithOutput(out.writer("")))
 	nextMux := http.NewServeMux()
-	nextMux.Handle(webhookPath, fakenext.New(s.nextSecret, fakenext.WithOutput(out.writer(""))))
+	nextMux.Handle(webhookPath, next)
+	nextMux.Handle(controlPrefix+"/", http.StripPrefix(controlPrefix, next.ControlHandler()))
 	nextMux.HandleFunc("/", frontendPage)
 	for _, srv := range []struct {
 		ln net.Listener
@@ -383,6 +420,24 @@ func startMock(ctx context.Context, s settings, bin string, out *console, stops 
 	})
 	out.printf("sandbox: started stripe-mock (pid %d) on %s", mock.Pid(), mock.URL)
 	return mock.Done(), nil
+}
+
+// migrate runs `payments-api migrate` on the database in durable mode, so that
+// the service finds its schema current.
+func migrate(ctx context.Context, s settings, out, errOut *console) error {
+	if !s.durable() {
+		return nil
+	}
+	out.printf("sandbox: migrating the database (payments-api migrate)")
+	cmd := exec.CommandContext(ctx, s.bin, "migrate")
+	cmd.Env = []string{"DATABASE_URL=" + s.databaseURL}
+	cmd.Stdout = out.writer("payments-api migrate: ")
+	cmd.Stderr = errOut.writer("payments-api migrate: ")
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("payments-api migrate failed (%w); is -database-url right and the database up?", err)
+	}
+	return nil
 }
 
 // child is the running payments-api.
@@ -486,7 +541,16 @@ func serviceEnv(s settings, getenv func(string) string) []string {
 	if s.stripeURL != "" {
 		env = append(env, "STRIPE_API_URL="+s.stripeURL)
 	}
+	if s.durable() {
+		env = append(env, "DATABASE_URL="+s.databaseURL, "DELIVERY_MAX_ATTEMPTS="+s.maxAttempts)
+		if s.adminAddr != "off" {
+			env = append(env, "ADMIN_ADDR="+s.adminAddr, "ADMIN_USERNAME="+adminUser, "ADMIN_PASSWORD="+s.adminPass)
+		}
+	}
 	for _, k := range passThrough() {
+		if k == "DELIVERY_MAX_ATTEMPTS" && s.durable() {
+			continue // set above
+		}
 		if v := getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}
@@ -540,12 +604,26 @@ func banner(s settings) string {
 		fmt.Fprintf(&b, "  Stripe               Stripe's test mode, with your STRIPE_SECRET_KEY\n")
 	}
 	fmt.Fprintf(&b, "  Clerk stand-in       http://%s (issuer; GET /token mints; POST /trigger sends webhooks)\n", s.clerkAddr)
-	fmt.Fprintf(&b, "  Next.js stand-in     http://%s%s (prints each verified event here)\n", s.nextAddr, webhookPath)
+	fmt.Fprintf(&b, "  Next.js stand-in     http://%s%s (prints each verified event here; POST %s/refuse makes it refuse)\n", s.nextAddr, webhookPath, controlPrefix)
+	if s.durable() {
+		fmt.Fprintf(&b, "  Delivery             durable: queued in PostgreSQL (-database-url), %s attempts before the dead letter\n", s.maxAttempts)
+		if s.adminAddr != "off" {
+			fmt.Fprintf(&b, "  River UI             http://%s (user %s, password %s)\n", s.adminAddr, adminUser, s.adminPass)
+		}
+	} else {
+		fmt.Fprintf(&b, "  Delivery             synchronous (give -database-url for durable delivery)\n")
+	}
 	fmt.Fprintf(&b, "  Fresh secrets for this run only:\n")
 	fmt.Fprintf(&b, "    STRIPE_WEBHOOK_SECRET=%s\n    NEXTJS_WEBHOOK_SECRET=%s\n", s.whsec, s.nextSecret)
 	fmt.Fprintf(&b, "\nTry it from another terminal:\n\n")
 	for _, c := range tryCommands(s) {
 		fmt.Fprintf(&b, "  # %s\n  %s\n\n", c.what, c.cmd)
+	}
+	if s.durable() {
+		fmt.Fprintf(&b, "Durable delivery: retries, the dead letter and a replay:\n\n")
+		for _, c := range durableCommands(s) {
+			fmt.Fprintf(&b, "  # %s\n  %s\n\n", c.what, c.cmd)
+		}
 	}
 	fmt.Fprintf(&b, "Other event types: checkout.session.async_payment_succeeded, checkout.session.async_payment_failed,\n")
 	fmt.Fprintf(&b, "customer.subscription.{updated,paused,resumed,trial_will_end} (updated takes &status=past_due…),\n")
@@ -604,6 +682,40 @@ func tryCommands(s settings) []command {
 			trigger("type=customer.subscription.deleted"),
 		},
 	}
+}
+
+// durableCommands continue the tour in durable mode: Next.js refuses, the
+// event is retried then discarded, Next.js is back, the dead letter replayed.
+// They are numbered on from the first tour's.
+func durableCommands(s settings) []command {
+	events := fmt.Sprintf("DATABASE_URL='%s' %s events", s.databaseURL, s.bin)
+	cmds := []command{
+		{
+			"Next.js refuses events (503) until told otherwise",
+			fmt.Sprintf("curl -s -X POST http://%s%s/refuse", s.nextAddr, controlPrefix),
+		},
+		{
+			"another event: acknowledged at once ({\"queued\":true}); this terminal shows each refused attempt",
+			fmt.Sprintf(`curl -s -X POST "http://%s/trigger?type=checkout.session.async_payment_succeeded&session=$SESSION&user=%s"`, s.clerkAddr, defaultUser),
+		},
+		{
+			"about 20 s later it is in the dead letter",
+			events + " list --state discarded",
+		},
+		{
+			"Next.js takes events again",
+			fmt.Sprintf("curl -s -X POST http://%s%s/accept", s.nextAddr, controlPrefix),
+		},
+		{
+			"replay the dead letter: delivered now",
+			events + " retry --discarded",
+		},
+	}
+	first := len(tryCommands(s)) + 1
+	for i := range cmds {
+		cmds[i].what = fmt.Sprintf("%d. %s", first+i, cmds[i].what)
+	}
+	return cmds
 }
 
 // firstPrice is the price the tour buys.

@@ -48,9 +48,9 @@ func (b *syncBuffer) String() string {
 }
 
 // ports are the sandbox's addresses, free loopback ports chosen by the test.
-type ports struct{ api, metrics, clerk, next, mock string }
+type ports struct{ api, metrics, clerk, next, mock, admin string }
 
-// freePorts picks five loopback ports that are free now, from below the
+// freePorts picks six loopback ports that are free now, from below the
 // kernel's ephemeral range when it can. A port bound to :0 and released comes
 // from that range, and any outbound connection on the machine (the other test
 // packages make many) may take it again before the sandbox binds it, seconds
@@ -67,7 +67,7 @@ func freePorts(t *testing.T) ports {
 		}
 	}
 	var addrs []string
-	for draws := 0; len(addrs) < 5; draws++ {
+	for draws := 0; len(addrs) < 6; draws++ {
 		port := 0
 		if hi > lo && draws < 1000 {
 			port = lo + rand.IntN(hi-lo)
@@ -79,16 +79,16 @@ func freePorts(t *testing.T) ports {
 			}
 			t.Fatal(err)
 		}
-		defer ln.Close() // held until all five are chosen, so they differ
+		defer ln.Close() // held until all six are chosen, so they differ
 		addrs = append(addrs, ln.Addr().String())
 	}
-	return ports{api: addrs[0], metrics: addrs[1], clerk: addrs[2], next: addrs[3], mock: addrs[4]}
+	return ports{api: addrs[0], metrics: addrs[1], clerk: addrs[2], next: addrs[3], mock: addrs[4], admin: addrs[5]}
 }
 
 func (p ports) args(extra ...string) []string {
 	return append([]string{"sandbox",
 		"-api-addr", p.api, "-metrics-addr", p.metrics, "-clerk-addr", p.clerk,
-		"-next-addr", p.next, "-stripe-mock-addr", p.mock}, extra...)
+		"-next-addr", p.next, "-stripe-mock-addr", p.mock, "-admin-addr", p.admin}, extra...)
 }
 
 // testEnv is the sandbox's environment: nothing but where stripe-mock is, when

@@ -108,6 +108,21 @@ func (l *loader) stripeKey(name string) Secret {
 	return ""
 }
 
+// DatabaseURL reads and checks DATABASE_URL alone, for the commands that need
+// only the database (migrate, events) and must work without the rest of the
+// configuration. For them an unset DATABASE_URL is a problem.
+func DatabaseURL(getenv func(string) string) (SecretURL, error) {
+	l := loader{getenv: getenv}
+	u := l.databaseURL("DATABASE_URL")
+	if !u.IsSet() && len(l.problems) == 0 {
+		l.fail("DATABASE_URL", "is required (a postgres:// URL)")
+	}
+	if len(l.problems) > 0 {
+		return SecretURL{}, l.problems
+	}
+	return u, nil
+}
+
 // databaseURL reads DATABASE_URL. Its host may be empty: libpq-style URLs
 // name a Unix socket in the query (?host=/run/postgresql).
 func (l *loader) databaseURL(name string) SecretURL {
