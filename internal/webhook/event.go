@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // event is what routing needs of a Stripe event. The body itself travels as
@@ -79,7 +80,9 @@ func jsonString(value []byte, err error) (string, error) {
 	if err != nil || value == nil {
 		return "", err
 	}
-	if len(value) >= 2 && value[0] == '"' && bytes.IndexByte(value, '\\') < 0 {
+	// A plain string is its own decoding; one with an escape or invalid UTF-8
+	// (which encoding/json turns into U+FFFD) goes through encoding/json.
+	if len(value) >= 2 && value[0] == '"' && bytes.IndexByte(value, '\\') < 0 && utf8.Valid(value[1:len(value)-1]) {
 		return string(value[1 : len(value)-1]), nil
 	}
 	var s string

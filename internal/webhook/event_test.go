@@ -93,7 +93,7 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add(fixture)
 	for _, s := range []string{
 		`{"id":"e","type":"t","data":{"object":{"a":[1,{"b":"}\\""}]}}}`, `{"\u0069d":"e","type":"t"}`,
-		`null`, `[]`, `{"id":1}`, `{"data":{"object":"x"}}`, ` { } `, `{"id":"e","type":"t","x":-1.5e3,"y":true}`,
+		`null`, `[]`, `{"id":1}`, "{\"id\":\"e\xff\",\"type\":\"t\"}", `{"data":{"object":"x"}}`, ` { } `, `{"id":"e","type":"t","x":-1.5e3,"y":true}`,
 	} {
 		f.Add([]byte(s))
 	}
