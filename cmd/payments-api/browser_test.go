@@ -262,11 +262,11 @@ func (b *browser) load(t *testing.T, p *page) browserResult {
 	}
 }
 
-// scrape reads the service's /metrics once and returns it as a Gatherer for
+// scrape reads a service's /metrics once and returns it as a Gatherer for
 // metricstest.
-func scrape(t *testing.T, st *stack) prometheus.Gatherer {
+func scrape(t *testing.T, svc *service) prometheus.Gatherer {
 	t.Helper()
-	code, m := get(t, st.svc.metricsURL+"/metrics")
+	code, m := get(t, svc.metricsURL+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
 	}
@@ -296,7 +296,7 @@ var stripeEffect = map[string][2]string{
 
 func readCounts(t *testing.T, st *stack, c call) routeCounts {
 	t.Helper()
-	g := scrape(t, st)
+	g := scrape(t, st.svc)
 	const requests = "payments_api_http_requests_total"
 	effect := stripeEffect[c.route]
 	return routeCounts{

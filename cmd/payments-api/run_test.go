@@ -120,6 +120,7 @@ type stack struct {
 	next   *fakenext.Receiver
 	stripe *stripetest.Proxy
 	svc    *service
+	env    map[string]string // the service's environment, for a second replica
 }
 
 func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.Option) *stack {
@@ -153,7 +154,7 @@ func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.O
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	return &stack{clerk: clerk, next: next, stripe: stripe, svc: startService(t, env)}
+	return &stack{clerk: clerk, next: next, stripe: stripe, svc: startService(t, env), env: env}
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -114,10 +114,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	opts, dur, err := buildOptions(ctx, cfg, log, reg)
+	w, err := buildOptions(ctx, cfg, log, reg)
 	if err != nil {
 		return nil, err
 	}
+	opts, dur := w.api, w.durable
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	a := &app{
 		readiness: opts.Readiness,
@@ -142,6 +143,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 			}},
 		},
 	}
+	a.stoppers = append(a.stoppers, w.stoppers...)
 	if dur == nil {
 		return a, nil
 	}

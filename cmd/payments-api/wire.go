@@ -24,7 +24,7 @@ import (
 // keys; and, with DATABASE_URL, durable delivery, whose queue the webhook
 // commits events to and whose database keeps each user's Stripe customer.
 // ctx bounds their background work (the JWKS refresh), not any request.
-func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (httpapi.Options, *durable, error) {
+func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (wired, error) {
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
 		JWKSURL:           cfg.ClerkJWKSURL,
@@ -35,7 +35,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Logger:            log,
 	})
 	if err != nil {
-		return httpapi.Options{}, nil, fmt.Errorf("clerk verifier: %w", err)
+		return wired{}, fmt.Errorf("clerk verifier: %w", err)
 	}
 	readiness := &httpapi.Readiness{}
 	readiness.AddCheck(verifier.Ready)
@@ -48,7 +48,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Registerer: reg,
 	})
 	if err != nil {
-		return httpapi.Options{}, nil, fmt.Errorf("webhook forwarder: %w", err)
+		return wired{}, fmt.Errorf("webhook forwarder: %w", err)
 	}
 	webhookOpts := webhook.Options{
 		Secret:       cfg.StripeWebhookSecret.Value(),
@@ -65,18 +65,18 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		// same forwarder, one attempt at a time. The database also keeps each
 		// user's customer, asked before Stripe.
 		if dur, err = newDurable(ctx, cfg, forwarder, log, reg); err != nil {
-			return httpapi.Options{}, nil, fmt.Errorf("durable delivery: %w", err)
+			return wired{}, fmt.Errorf("durable delivery: %w", err)
 		}
 		webhookOpts.Queue = dur.queue
 		store = postgres.NewCustomers(dur.pool)
 	}
 
-	billingRoutes, err := buildBilling(cfg, store, reg)
+	billingRoutes, err := buildBilling(cfg, store, log, reg)
 	if err != nil {
-		return httpapi.Options{}, nil, err
+		return wired{}, err
 	}
 
-	return httpapi.Options{
+	api := httpapi.Options{
 		Logger:          log,
 		Registerer:      reg,
 		Readiness:       readiness,
@@ -89,18 +89,30 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		CheckoutMaxBody: billing.MaxBodyBytes,
 		PortalMaxBody:   billing.MaxBodyBytes,
 		WebhookMaxBody:  webhook.MaxBodyBytes,
-	}, dur, nil
+	}
+	return wired{api: api, durable: dur, stoppers: billingRoutes.stoppers}, nil
 }
 
-// billingHandlers are the three routes of a user's dealings with Stripe.
+// wired is what buildOptions builds: the public API's options, durable
+// delivery when DATABASE_URL is set, and what to stop once the servers have
+// shut down.
+type wired struct {
+	api      httpapi.Options
+	durable  *durable
+	stoppers []func(context.Context) error
+}
+
+// billingHandlers are the three routes of a user's dealings with Stripe, and
+// what to stop after the servers: the Redis limiter's connections.
 type billingHandlers struct {
 	checkout, portal, subscription http.Handler
+	stoppers                       []func(context.Context) error
 }
 
 // buildBilling wires the billing handlers: one Stripe client, one customer
 // rule (asking store first when there is one) and one per-user limiter shared
 // by checkout and the portal.
-func buildBilling(cfg config.Config, store billing.CustomerStore, reg prometheus.Registerer) (billingHandlers, error) {
+func buildBilling(cfg config.Config, store billing.CustomerStore, log *slog.Logger, reg prometheus.Registerer) (billingHandlers, error) {
 	stripe, err := billing.NewStripeClient(billing.StripeOptions{
 		SecretKey: cfg.StripeSecretKey.Value(),
 		APIURL:    cfg.StripeAPIURL,
@@ -113,15 +125,11 @@ func buildBilling(cfg config.Config, store billing.CustomerStore, reg prometheus
 	if err != nil {
 		return billingHandlers{}, err // already "billing: …"
 	}
-	var limiter billing.Limiter // nil: CHECKOUT_RATE_LIMIT=off
-	if r := cfg.CheckoutRateLimit; !r.Off() {
-		// Each replica counts on its own; REDIS_URL is not wired yet.
-		if limiter, err = ratelimit.NewMemory(ratelimit.MemoryOptions{Rate: ratelimit.Rate{N: r.N, Per: r.Per}}); err != nil {
-			return billingHandlers{}, err
-		}
-	}
-
 	var h billingHandlers
+	limiter, err := buildLimiter(cfg, log, reg, &h.stoppers)
+	if err != nil {
+		return billingHandlers{}, err
+	}
 	if h.checkout, err = billing.CheckoutHandler(billing.CheckoutOptions{
 		Stripe:              stripe,
 		Customers:           customers,
@@ -155,4 +163,26 @@ func buildBilling(cfg config.Config, store billing.CustomerStore, reg prometheus
 		return billingHandlers{}, err
 	}
 	return h, nil
+}
+
+// buildLimiter picks the per-user limit of checkout and the portal: nil when
+// CHECKOUT_RATE_LIMIT is off, one shared by every replica in Redis when
+// REDIS_URL is set (its connections are closed by a stopper added to
+// stoppers), else one per replica in memory. Redis is not asked at start: one
+// that is down only means requests go unlimited until it answers.
+func buildLimiter(cfg config.Config, log *slog.Logger, reg prometheus.Registerer, stoppers *[]func(context.Context) error) (billing.Limiter, error) {
+	r := cfg.CheckoutRateLimit
+	if r.Off() {
+		return nil, nil
+	}
+	rate := ratelimit.Rate{N: r.N, Per: r.Per}
+	if !cfg.RedisURL.IsSet() {
+		return ratelimit.NewMemory(ratelimit.MemoryOptions{Rate: rate})
+	}
+	rl, err := ratelimit.NewRedisURL(cfg.RedisURL.Value(), ratelimit.RedisOptions{Rate: rate, Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err) // never holds the URL
+	}
+	*stoppers = append(*stoppers, func(context.Context) error { return rl.Close() })
+	return rl, nil
 }
