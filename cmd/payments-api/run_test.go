@@ -561,6 +561,58 @@ func TestRunForwardTimeout(t *testing.T) {
 	}
 }
 
+// TestRunSlowStripeGets504 proves that a Stripe slow on every call, each
+// within the per-call timeout, costs a new user's checkout a 504 problem once
+// the Stripe budget is spent, while the server still writes it: the checkout's
+// five calls at 8 s each would otherwise outlast the server's write timeout,
+// and the client would see its connection closed. It takes the 20 s budget.
+func TestRunSlowStripeGets504(t *testing.T) {
+	st := startStack(t, nil)
+	base := st.svc.url
+	waitReady(t, base)
+	const delay = 8 * time.Second // under the 10 s per call
+	st.stripe.Intercept(func(r *http.Request) *stripetest.Answer {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
+		return nil
+	})
+
+	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_slow", AuthorizedParty: testOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader(`{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-ID", "req-slow-stripe")
+	client := &http.Client{Timeout: 2 * time.Minute} // a generous bound on a regression, not a speed target
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("checkout with a slow Stripe: %v (the answer was not written)", err)
+	}
+	got := problemtest.Read(t, resp)
+	p := problemtest.Decode(t, got)
+	if got.Status != http.StatusGatewayTimeout || p.RequestID != "req-slow-stripe" || !strings.Contains(p.Detail, "did not answer in time") {
+		t.Errorf("checkout with a slow Stripe = %d %+v, want a 504 problem for req-slow-stripe", got.Status, p)
+	}
+	var line map[string]any
+	eventually(t, "the checkout's access-log line", func() bool {
+		line = st.svc.stdout.requestLine("/stripe/checkout")
+		return line != nil
+	})
+	if line["status"] != float64(http.StatusGatewayTimeout) {
+		t.Errorf("access log status = %v, want 504", line["status"])
+	}
+	if n := len(st.stripe.CallsTo(http.MethodPost, "/v1/checkout/sessions")); n != 0 {
+		t.Errorf("%d sessions reached Stripe after the budget was spent, want 0", n)
+	}
+}
+
 // TestRunNotReadyUntilClerkAnswers starts the service while Clerk's JWKS is
 // down: it serves, /readyz says why it is not ready, and turns ready once the
 // JWKS comes back.

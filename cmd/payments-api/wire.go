@@ -115,6 +115,7 @@ func buildBilling(cfg config.Config, reg prometheus.Registerer) (billingHandlers
 		AllowPromotionCodes: cfg.CheckoutAllowPromotionCodes,
 		TrialDays:           cfg.CheckoutTrialDays,
 		SingleSubscription:  cfg.CheckoutSingleSubscription,
+		StripeBudget:        stripeBudget,
 		Registerer:          reg,
 	}); err != nil {
 		return billingHandlers{}, err // already "billing: …"
@@ -126,13 +127,15 @@ func buildBilling(cfg config.Config, reg prometheus.Registerer) (billingHandlers
 		Origins:       cfg.CORSAllowedOrigins,
 		ReturnURL:     cfg.PortalReturnURL,
 		Configuration: cfg.StripePortalConfiguration,
+		StripeBudget:  stripeBudget,
 		Registerer:    reg,
 	}); err != nil {
 		return billingHandlers{}, err
 	}
 	if h.subscription, err = billing.SubscriptionHandler(billing.SubscriptionOptions{
-		Stripe:    stripe,
-		Customers: customers,
+		Stripe:       stripe,
+		Customers:    customers,
+		StripeBudget: stripeBudget,
 	}); err != nil {
 		return billingHandlers{}, err
 	}

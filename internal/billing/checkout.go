@@ -67,6 +67,9 @@ type CheckoutOptions struct {
 	SingleSubscription bool
 	// PriceTTL is how long a Stripe Price is cached; 0 means DefaultPriceTTL.
 	PriceTTL time.Duration
+	// StripeBudget bounds all of a checkout's Stripe calls together; 0 means
+	// DefaultStripeBudget. Beyond it the checkout is a 504.
+	StripeBudget time.Duration
 	// Registerer receives payments_api_checkout_sessions_total; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
@@ -107,6 +110,10 @@ func CheckoutHandler(o CheckoutOptions) (http.Handler, error) {
 	case o.PriceTTL < 0:
 		return nil, fmt.Errorf("billing: checkout: negative price TTL %v", o.PriceTTL)
 	}
+	budget, err := stripeBudget("checkout", o.StripeBudget)
+	if err != nil {
+		return nil, err
+	}
 	h := &checkoutHandler{
 		stripe:    o.Stripe,
 		customers: o.Customers,
@@ -135,7 +142,7 @@ func CheckoutHandler(o CheckoutOptions) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return limitedPost[checkoutResponse]{limiter: o.Limiter, outcomes: outcomes, serve: h.serve}, nil
+	return limitedPost[checkoutResponse]{limiter: o.Limiter, budget: budget, outcomes: outcomes, serve: h.serve}, nil
 }
 
 // checkoutRequest is the body of POST /stripe/checkout. Pointers tell "absent"

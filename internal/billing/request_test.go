@@ -171,6 +171,7 @@ func TestOptionsRefused(t *testing.T) {
 		"negative trial":     func(o *CheckoutOptions) { o.TrialDays = -1 },
 		"trial beyond 730":   func(o *CheckoutOptions) { o.TrialDays = MaxTrialDays + 1 },
 		"negative price TTL": func(o *CheckoutOptions) { o.PriceTTL = -time.Second },
+		"negative budget":    func(o *CheckoutOptions) { o.StripeBudget = -time.Second },
 	} {
 		o := checkout()
 		modify(&o)
@@ -182,10 +183,11 @@ func TestOptionsRefused(t *testing.T) {
 		return PortalOptions{Stripe: port, Customers: customers, Origins: testOrigins, ReturnURL: testReturnURL}
 	}
 	for name, modify := range map[string]func(*PortalOptions){
-		"no Stripe":     func(o *PortalOptions) { o.Stripe = nil },
-		"no customers":  func(o *PortalOptions) { o.Customers = nil },
-		"no origins":    func(o *PortalOptions) { o.Origins = origin.Set{} },
-		"no return URL": func(o *PortalOptions) { o.ReturnURL = "" },
+		"no Stripe":       func(o *PortalOptions) { o.Stripe = nil },
+		"no customers":    func(o *PortalOptions) { o.Customers = nil },
+		"no origins":      func(o *PortalOptions) { o.Origins = origin.Set{} },
+		"no return URL":   func(o *PortalOptions) { o.ReturnURL = "" },
+		"negative budget": func(o *PortalOptions) { o.StripeBudget = -time.Second },
 	} {
 		o := portal()
 		modify(&o)
@@ -199,6 +201,7 @@ func TestOptionsRefused(t *testing.T) {
 		"TTL beyond 10 s": {Stripe: port, Customers: customers, CacheTTL: 11 * time.Second},
 		"negative TTL":    {Stripe: port, Customers: customers, CacheTTL: -time.Second},
 		"negative cap":    {Stripe: port, Customers: customers, MaxCachedUsers: -1},
+		"negative budget": {Stripe: port, Customers: customers, StripeBudget: -time.Second},
 	} {
 		if h, err := SubscriptionHandler(o); err == nil {
 			t.Errorf("subscription %s: accepted: %v", name, h)
