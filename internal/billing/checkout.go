@@ -304,7 +304,8 @@ func (h *checkoutHandler) setCustomer(ctx context.Context, p *SessionParams, who
 	}
 	requestlog.Add(ctx, slog.String("customer_id", id))
 	p.CustomerID = id
-	// A customer created just now has no subscription to guard against.
+	// A customer created just now has no subscription to guard against; one
+	// that Stripe replayed from an earlier checkout may have one.
 	if !h.single || p.Mode != ModeSubscription || created {
 		return "", nil
 	}
