@@ -244,10 +244,19 @@ func methodLabel(m string) string {
 // corsAllowedHeaders are the request headers a browser may send to the API.
 var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", RequestIDHeader}
 
+// corsAllowHeadersValue is the Access-Control-Allow-Headers of every allowed
+// preflight: the whole list, spelled as the API documents it (the library
+// would echo the headers asked for, canonicalised: X-Request-Id), so that
+// what a browser is told is the same whatever it asked.
+var corsAllowHeadersValue = []string{strings.Join(corsAllowedHeaders, ", ")}
+
 // allowCORS answers CORS for a browser-facing route with gorilla/handlers,
-// allowing method (the route's one) from the exact origins listed. Around the library it adds what
-// the contract asks and the library leaves out: Vary: Origin on every response
-// (caches must not serve one origin's answer to another), and problem documents
+// allowing method (the route's one) from the exact origins listed. Around the
+// library it adds what the library leaves out: Vary: Origin on every response
+// (caches must not serve one origin's answer to another); on an allowed
+// preflight, Access-Control-Allow-Methods (the library leaves it out for GET
+// and POST, which browsers accept, but a client or proxy checking the answer
+// reads it) and the allowed headers as documented; and problem documents
 // instead of bare statuses for refused preflights, including the disallowed
 // origins the library answers with an empty 200.
 func allowCORS(origins []string, method string, next http.Handler) http.Handler {
@@ -275,17 +284,23 @@ func allowCORS(origins []string, method string, next http.Handler) http.Handler 
 			problem.Write(w, r, problem.New(http.StatusForbidden, "This origin is not allowed to call the API."))
 			return
 		}
-		cors.ServeHTTP(problemOnRefusal(w, r, method), r)
+		cors.ServeHTTP(preflightAnswer(w, r, method), r)
 	})
 }
 
-// problemOnRefusal wraps w so that a bare error status written by the CORS
-// library (a method or header it does not allow) becomes a 403 problem.
-func problemOnRefusal(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
+// preflightAnswer wraps w for the CORS library's answer to a preflight from an
+// allowed origin: an allowed one gets the route's method and the allowed
+// headers, and a bare error status (a method or header the library does not
+// allow) becomes a 403 problem.
+func preflightAnswer(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
+	allowMethods := []string{method}
 	return httpsnoop.Wrap(w, httpsnoop.Hooks{
 		WriteHeader: func(f httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 			return func(code int) {
 				if code < 400 {
+					h := w.Header()
+					h["Access-Control-Allow-Methods"] = allowMethods
+					h["Access-Control-Allow-Headers"] = corsAllowHeadersValue
 					f(code)
 					return
 				}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -211,6 +212,8 @@ func TestCORS(t *testing.T) {
 	}{
 		{"preflight allowed", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "authorization,content-type,idempotency-key,x-request-id"), 200, allowedOrigin},
 		{"preflight second origin", http.MethodOptions, "/stripe/checkout", preflight("https://admin.example.com", "POST", "authorization"), 200, "https://admin.example.com"},
+		{"preflight asking for no header", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", ""), 200, allowedOrigin},
+		{"preflight spelling headers its own way", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "X-REQUEST-ID, Content-Type"), 200, allowedOrigin},
 		{"preflight foreign origin", http.MethodOptions, "/stripe/checkout", preflight("https://evil.example.com", "POST", "authorization"), 403, ""},
 		{"preflight origin suffix trick", http.MethodOptions, "/stripe/checkout", preflight("https://app.example.com.evil.com", "POST", ""), 403, ""},
 		{"preflight null origin", http.MethodOptions, "/stripe/checkout", preflight("null", "POST", ""), 403, ""},
@@ -250,10 +253,19 @@ func TestCORS(t *testing.T) {
 				}
 			}
 			if tt.status == 200 && tt.method == http.MethodOptions {
-				got := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
-				for _, h := range strings.Split(tt.header["Access-Control-Request-Headers"], ",") {
-					if !strings.Contains(got, h) {
-						t.Errorf("Access-Control-Allow-Headers = %q lacks %q", got, h)
+				// The route's method, and every allowed header spelled as
+				// documented, whatever the preflight asked for.
+				if got, want := resp.Header.Values("Access-Control-Allow-Methods"), []string{tt.header["Access-Control-Request-Method"]}; !slices.Equal(got, want) {
+					t.Errorf("Access-Control-Allow-Methods = %q, want %q", got, want)
+				}
+				if got, want := resp.Header.Values("Access-Control-Allow-Headers"), []string{"Authorization, Content-Type, Idempotency-Key, X-Request-ID"}; !slices.Equal(got, want) {
+					t.Errorf("Access-Control-Allow-Headers = %q, want %q", got, want)
+				}
+			}
+			if tt.method == http.MethodOptions && tt.status != 200 {
+				for _, h := range []string{"Access-Control-Allow-Methods", "Access-Control-Allow-Headers"} {
+					if got := resp.Header.Get(h); got != "" {
+						t.Errorf("refused preflight: %s = %q, want none", h, got)
 					}
 				}
 			}
