@@ -613,6 +613,40 @@ func TestRunSlowStripeGets504(t *testing.T) {
 	}
 }
 
+// TestRunOversizedHeadersGetProblem proves that the server leaves oversized
+// headers to the frame: a 40 000-byte header gets a 431 problem with the
+// request id, not net/http's own text answer.
+func TestRunOversizedHeadersGetProblem(t *testing.T) {
+	clerkSrv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(clerkSrv.Close)
+	svc := startService(t, map[string]string{
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"METRICS_ADDR":          "off",
+		"CLERK_ISSUER":          clerkSrv.URL,
+		"STRIPE_SECRET_KEY":     "sk_test_abc",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
+		"STRIPE_PRICE_IDS":      "price_a",
+		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
+	})
+	req, err := http.NewRequest(http.MethodGet, svc.url+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Request-ID", "req-big-header")
+	req.Header.Set("Cookie", "session="+strings.Repeat("a", 40_000))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := problemtest.Read(t, resp)
+	if got.Status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("40 000-byte header = %d %s, want 431", got.Status, got.Body)
+	}
+	if p := problemtest.Decode(t, got); p.RequestID != "req-big-header" {
+		t.Errorf("problem %+v, want request_id req-big-header", p)
+	}
+}
+
 // TestRunNotReadyUntilClerkAnswers starts the service while Clerk's JWKS is
 // down: it serves, /readyz says why it is not ready, and turns ready once the
 // JWKS comes back.

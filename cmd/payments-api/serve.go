@@ -27,7 +27,7 @@ const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 15 * time.Second
 	idleTimeout       = 90 * time.Second // above common load balancer idle timeouts (60 s)
-	maxHeaderBytes    = 32 << 10
+	maxHeaderBytes    = 8 * httpapi.MaxHeaderBytes
 	stripeTimeout     = 10 * time.Second
 	// stripeBudget bounds all of one request's Stripe calls together: a
 	// checkout makes up to five in a row, each allowed stripeTimeout.

@@ -23,6 +23,11 @@ import (
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-ID"
 
+// MaxHeaderBytes bounds a request's line and headers, as sent: beyond it the
+// frame answers a 431 problem. The http.Server's own MaxHeaderBytes must be
+// well above it, or net/http answers a bare text 431 first.
+const MaxHeaderBytes = 32 << 10
+
 // canonicalRequestIDHeader is RequestIDHeader as net/http stores it.
 var canonicalRequestIDHeader = http.CanonicalHeaderKey(RequestIDHeader)
 
@@ -43,8 +48,8 @@ var frameHeaders = []struct {
 
 // server is the frame every request walks through before the router: it
 // gives the request its id and its log record, marks the response as not to
-// be sniffed, framed or cached, turns a panic into a 500 problem, and writes
-// the access-log line and the request metrics.
+// be sniffed, framed or cached, refuses oversized headers, turns a panic into
+// a 500 problem, and writes the access-log line and the request metrics.
 //
 // It is one middleware rather than five so that a request costs one response
 // wrapper and one context, and so that the access log and the metrics see every
@@ -70,7 +75,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rw := &responseWriter{ResponseWriter: w}
 	start := time.Now()
-	aborted := s.serveRecovering(rw, r)
+	aborted := false
+	if headerBytes(r) > MaxHeaderBytes {
+		// Refused here rather than by net/http, so that the client gets a
+		// problem with its request id, and the refusal is logged and counted.
+		problem.Write(rw, r, problem.Newf(http.StatusRequestHeaderFieldsTooLarge,
+			"The request line and headers must be at most %d bytes.", MaxHeaderBytes))
+	} else {
+		aborted = s.serveRecovering(rw, r)
+	}
 	s.record(r, rec, rw, time.Since(start), aborted)
 	if aborted {
 		// net/http's way to cut a response short, so that the client cannot
@@ -157,6 +170,23 @@ func (s *server) record(r *http.Request, rec *requestlog.Record, w *responseWrit
 	}
 	line.AddAttrs(rec.Attrs()...)
 	_ = h.Handle(ctx, line) // a log destination that fails has nobody to tell
+}
+
+// headerBytes is the size of r's request line and headers as they were sent
+// (names and values, separators and line ends), whatever order and spelling
+// they came in; net/http moved Host out of the map, so it is added back.
+func headerBytes(r *http.Request) int {
+	const crlf, sep = 2, 2 // "\r\n" and ": "
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + crlf
+	if r.Host != "" {
+		n += len("Host") + sep + len(r.Host) + crlf
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + sep + len(v) + crlf
+		}
+	}
+	return n + crlf
 }
 
 // saneRequestID reports whether a caller's request id may be kept: short, and

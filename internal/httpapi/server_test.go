@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -395,4 +396,78 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 func counterValue(t *testing.T, g prometheus.Gatherer, name, route, method, code string) float64 {
 	t.Helper()
 	return metricstest.Value(t, g, name, map[string]string{"route": route, "method": method, "code": code})
+}
+
+// TestHeaderBytes proves that the frame measures a request's line and headers
+// as the bytes that were sent.
+func TestHeaderBytes(t *testing.T) {
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /healthz?x=1 HTTP/1.1\r\nHost: api.example.com:8001\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n",
+		"POST /stripe/checkout HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\nx-request-id: abc\r\nContent-Length: 0\r\n\r\n",
+		"GET / HTTP/1.0\r\n\r\n",
+	} {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got, want := headerBytes(r), len(raw); got != want {
+			t.Errorf("headerBytes(%q) = %d, want %d", raw, got, want)
+		}
+	}
+}
+
+// TestOversizedHeaders proves that headers beyond MaxHeaderBytes get a 431
+// problem from the frame, with the request id, logged and counted, and that
+// headers at the limit pass.
+func TestOversizedHeaders(t *testing.T) {
+	ts := newTestServer(t)
+	// request returns a request to path whose line and headers are size bytes.
+	request := func(path string, size int) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Header.Set(RequestIDHeader, "req-big")
+		r.Header.Set("X-Filler", "")
+		r.Header.Set("X-Filler", strings.Repeat("a", size-headerBytes(r)))
+		if got := headerBytes(r); got != size {
+			t.Fatalf("built a request of %d header bytes, want %d", got, size)
+		}
+		return r
+	}
+	tests := []struct {
+		name   string
+		path   string
+		size   int
+		status int
+	}{
+		{"at the limit", "/healthz", MaxHeaderBytes, http.StatusOK},
+		{"one byte over", "/healthz", MaxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{"40 000 bytes", "/healthz", 40_000, http.StatusRequestHeaderFieldsTooLarge},
+		// A GET the router would refuse with 405: the size is checked first.
+		{"before routing", "/stripe/checkout", 40_000, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			ts.handler.ServeHTTP(rec, request(tt.path, tt.size))
+			resp := rec.Result()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			if got := resp.Header.Get(RequestIDHeader); got != "req-big" {
+				t.Errorf("X-Request-ID = %q, want the caller's", got)
+			}
+			if tt.status != http.StatusOK {
+				if p := decodeProblem(t, resp); !strings.Contains(p.Detail, "at most 32768 bytes") {
+					t.Errorf("detail = %q, want the limit", p.Detail)
+				}
+			}
+		})
+	}
+	// Refused before routing: no route label, whatever the path.
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "431"); got != 3 {
+		t.Errorf("431s counted as unmatched = %v, want 3", got)
+	}
+	if !strings.Contains(ts.logs.String(), `"status":431`) {
+		t.Errorf("no access-log line for the 431:\n%s", ts.logs)
+	}
 }
