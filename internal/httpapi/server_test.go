@@ -179,6 +179,11 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{http.MethodGet, "/stripe/portal", 405, "POST, OPTIONS"},
 		{http.MethodPost, "/stripe/subscription", 405, "GET, OPTIONS"},
 		{http.MethodOptions, "/stripe/subscription", 405, "GET, OPTIONS"},
+		// Paths not in their clean form are unknown paths, never redirects.
+		{http.MethodGet, "//healthz", 404, ""},
+		{http.MethodPost, "/stripe/../stripe/checkout", 404, ""},
+		{http.MethodPost, "/stripe/./webhook", 404, ""},
+		{http.MethodGet, "/readyz/..", 404, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -193,8 +198,8 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		})
 	}
 	// Scanners probing random paths must not create metric series.
-	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "404"); got != 1 {
-		t.Errorf("unmatched 404 count = %v, want 1", got)
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "404"); got != 3 {
+		t.Errorf("unmatched GET 404 count = %v, want 3", got)
 	}
 }
 
