@@ -154,9 +154,8 @@ type checkoutRequest struct {
 	CancelURL  *string `json:"cancel_url"`
 }
 
-var checkoutShape = bodyShape{
-	fields: "price_id, quantity, success_url and cancel_url",
-	fieldDetail: func(field string) string {
+var checkoutShape = newBodyShape[checkoutRequest]("price_id, quantity, success_url and cancel_url",
+	func(field string) string {
 		switch field {
 		case "quantity":
 			return fmt.Sprintf("quantity must be an integer from 1 to %d.", MaxQuantity)
@@ -164,8 +163,7 @@ var checkoutShape = bodyShape{
 			return field + " must be a string."
 		}
 		return "A field has the wrong type."
-	},
-}
+	})
 
 type checkoutResponse struct {
 	SessionID string `json:"session_id"`

@@ -98,10 +98,8 @@ type portalRequest struct {
 	ReturnURL *string `json:"return_url"`
 }
 
-var portalShape = bodyShape{
-	fields:      "return_url",
-	fieldDetail: func(string) string { return "return_url must be a string." },
-}
+var portalShape = newBodyShape[portalRequest]("return_url",
+	func(string) string { return "return_url must be a string." })
 
 type portalResponse struct {
 	URL string `json:"url"`

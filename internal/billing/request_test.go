@@ -52,6 +52,18 @@ func TestBadRequests(t *testing.T) {
 		{"email", json, `{` + price + `,"email":"eve@example.com"}`, nil, 400, `Unknown field "email"`},
 		{"customer", json, `{` + price + `,"customer":"cus_123"}`, nil, 400, `Unknown field "customer"`},
 		{"mode", json, `{` + price + `,"mode":"payment"}`, nil, 400, `Unknown field "mode"`},
+		// Names match exactly, as JSON.parse reads them: encoding/json alone
+		// would take each of these for a known field, Unicode folding included.
+		{"PRICE_ID", json, `{"PRICE_ID":"` + priceSub + `"}`, nil, 400, `Unknown field "PRICE_ID": the body takes only price_id, quantity, success_url and cancel_url`},
+		{"Price_Id", json, `{"Price_Id":"` + priceSub + `"}`, nil, 400, `Unknown field "Price_Id"`},
+		{"Quantity", json, `{` + price + `,"Quantity":2}`, nil, 400, `Unknown field "Quantity"`},
+		{"SUCCESS_URL", json, withURL("SUCCESS_URL", "https://app.example.com/ok"), nil, 400, `Unknown field "SUCCESS_URL"`},
+		{"Cancel_Url", json, withURL("Cancel_Url", "https://app.example.com/back"), nil, 400, `Unknown field "Cancel_Url"`},
+		{"long s folding to s", json, withURL("\u017fuccess_url", "https://app.example.com/ok"), nil, 400, `Unknown field "ſuccess_url"`},
+		{"price_id twice", json, `{` + price + `,"price_id":"price_other"}`, nil, 400, `Field "price_id" appears twice`},
+		{"quantity twice", json, `{` + price + `,"quantity":1,"quantity":2}`, nil, 400, `Field "quantity" appears twice`},
+		{"unclosed object", json, `{` + price, nil, 400, "not valid JSON"},
+		{"non-string key", json, `{1:2}`, nil, 400, "not valid JSON"},
 		{"long unknown field", json, `{` + price + `,"` + strings.Repeat("x", 500) + `":1}`, nil, 400, `Unknown field "` + strings.Repeat("x", maxEchoedFieldNameLen) + `…"`},
 		{"no price", json, `{"quantity":1}`, nil, 400, "price_id is required"},
 		{"empty price", json, `{"price_id":""}`, nil, 400, "price_id is required"},
