@@ -719,6 +719,14 @@ func TestRunCommands(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer notReady.Close()
+	// /readyz redirects to a path that answers 200, on the same server: a
+	// 302 is not "ready", wherever it leads.
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		}
+	}))
+	defer redirecting.Close()
 	// Nothing listens on port 1: unlike a just-closed ephemeral port, no other
 	// test can take it in the meantime.
 	const refused = "http://127.0.0.1:1/"
@@ -735,6 +743,8 @@ func TestRunCommands(t *testing.T) {
 		{"unknown", []string{"serve-please"}, 2, "", `unknown command "serve-please"`},
 		{"healthcheck 200", []string{"healthcheck", ok.URL}, 0, "", ""},
 		{"healthcheck 503", []string{"healthcheck", notReady.URL}, 1, "", "answered 503"},
+		{"healthcheck redirect", []string{"healthcheck", redirecting.URL + "/readyz"}, 1, "", "answered 302"},
+		{"healthcheck redirect target", []string{"healthcheck", redirecting.URL + "/ok"}, 0, "", ""},
 		{"healthcheck refused", []string{"healthcheck", refused}, 1, "", "connection refused"},
 		{"healthcheck bad URL", []string{"healthcheck", "::nope"}, 1, "", "invalid URL"},
 		{"healthcheck two URLs", []string{"healthcheck", ok.URL, ok.URL}, 2, "", "at most one URL"},
