@@ -1,6 +1,8 @@
 package billing
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -263,4 +265,54 @@ func TestNewStripeClientRefused(t *testing.T) {
 			t.Errorf("NewStripeClient error echoes the key: %v", err)
 		}
 	}
+}
+
+// FuzzDecodeJSON checks the strict decoder against a reference reading of the
+// same body with encoding/json's tokenizer: whatever it accepts is one JSON
+// object (or null) whose keys are each exactly a field name, at most once.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"price_id":"price_a","quantity":2}`,
+		`{"PRICE_ID":"price_a"}`,
+		`{"price_id":"a","price_id":"b"}`,
+		`{"price\u005fid":"a"}`,
+		`{"\u017fuccess_url":"https://app.example.com/"}`,
+		`{"success_url":"a\"b","cancel_url":"{\"quantity\":1}"}`,
+		`{"price_id":"a"}{"x":1}`,
+		`null`, `[]`, `{`, `{"price_id":`, `"x"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req checkoutRequest
+		if err := decodeJSON(bytes.NewReader(body), &req, checkoutShape); err != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("accepted %q, which is not JSON: %v", body, err)
+		}
+		if tok == nil {
+			return // null
+		}
+		if tok != json.Delim('{') {
+			t.Fatalf("accepted %q, which is not an object", body)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				t.Fatalf("accepted %q: %v", body, err)
+			}
+			name := key.(string)
+			if _, ok := checkoutShape.index[name]; !ok || seen[name] {
+				t.Fatalf("accepted %q with the key %q (known %v, seen before %v)", body, name, ok, seen[name])
+			}
+			seen[name] = true
+			if err := dec.Decode(&json.RawMessage{}); err != nil {
+				t.Fatalf("accepted %q: %v", body, err)
+			}
+		}
+	})
 }
