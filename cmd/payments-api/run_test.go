@@ -613,21 +613,27 @@ func TestRunSlowStripeGets504(t *testing.T) {
 	}
 }
 
+// minimalEnv is the least configuration the service serves with, on a free
+// loopback port, metrics off, its Clerk at clerkURL.
+func minimalEnv(clerkURL string) map[string]string {
+	return map[string]string{
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"METRICS_ADDR":          "off",
+		"CLERK_ISSUER":          clerkURL,
+		"STRIPE_SECRET_KEY":     "sk_test_abc",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
+		"STRIPE_PRICE_IDS":      "price_a",
+		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
+	}
+}
+
 // TestRunOversizedHeadersGetProblem proves that the server leaves oversized
 // headers to the frame: a 40 000-byte header gets a 431 problem with the
 // request id, not net/http's own text answer.
 func TestRunOversizedHeadersGetProblem(t *testing.T) {
 	clerkSrv := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(clerkSrv.Close)
-	svc := startService(t, map[string]string{
-		"LISTEN_ADDR":           "127.0.0.1:0",
-		"METRICS_ADDR":          "off",
-		"CLERK_ISSUER":          clerkSrv.URL,
-		"STRIPE_SECRET_KEY":     "sk_test_abc",
-		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
-		"STRIPE_PRICE_IDS":      "price_a",
-		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
-	})
+	svc := startService(t, minimalEnv(clerkSrv.URL))
 	req, err := http.NewRequest(http.MethodGet, svc.url+"/healthz", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -659,15 +665,7 @@ func TestRunNotReadyUntilClerkAnswers(t *testing.T) {
 	}
 	clerk.SetDown(true)
 	clerkSrv.Config.Handler = clerk
-	svc := startService(t, map[string]string{
-		"LISTEN_ADDR":           "127.0.0.1:0",
-		"METRICS_ADDR":          "off",
-		"CLERK_ISSUER":          clerkSrv.URL,
-		"STRIPE_SECRET_KEY":     "sk_test_abc",
-		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
-		"STRIPE_PRICE_IDS":      "price_a",
-		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
-	})
+	svc := startService(t, minimalEnv(clerkSrv.URL))
 	code, body := get(t, svc.url+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
 		t.Fatalf("/readyz with Clerk down = %d %s, want 503 with a reason", code, body)
