@@ -55,7 +55,8 @@ func readyzURL(getenv func(string) string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
 }
 
-// probe GETs target within healthcheckTimeout and succeeds on 200 only.
+// probe GETs target within healthcheckTimeout and succeeds on 200 only, from
+// target itself.
 func probe(ctx context.Context, target string, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, healthcheckTimeout)
 	defer cancel()
@@ -64,7 +65,12 @@ func probe(ctx context.Context, target string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "healthcheck: invalid URL: %v\n", err)
 		return exitError{code: 1}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A redirect is never followed: a /readyz that answers 302 is not ready,
+	// wherever the redirect leads (a login page, another service).
+	client := &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 		return exitError{code: 1}

@@ -568,6 +568,98 @@ func TestRunForwardTimeout(t *testing.T) {
 	}
 }
 
+// TestRunSlowStripeGets504 proves that a Stripe slow on every call, each
+// within the per-call timeout, costs a new user's checkout a 504 problem once
+// the Stripe budget is spent, while the server still writes it: the checkout's
+// five calls at 8 s each would otherwise outlast the server's write timeout,
+// and the client would see its connection closed. It takes the 20 s budget.
+func TestRunSlowStripeGets504(t *testing.T) {
+	st := startStack(t, nil)
+	base := st.svc.url
+	waitReady(t, base)
+	const delay = 8 * time.Second // under the 10 s per call
+	st.stripe.Intercept(func(r *http.Request) *stripetest.Answer {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
+		return nil
+	})
+
+	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_slow", AuthorizedParty: testOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader(`{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-ID", "req-slow-stripe")
+	client := &http.Client{Timeout: 2 * time.Minute} // a generous bound on a regression, not a speed target
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("checkout with a slow Stripe: %v (the answer was not written)", err)
+	}
+	got := problemtest.Read(t, resp)
+	p := problemtest.Decode(t, got)
+	if got.Status != http.StatusGatewayTimeout || p.RequestID != "req-slow-stripe" || !strings.Contains(p.Detail, "did not answer in time") {
+		t.Errorf("checkout with a slow Stripe = %d %+v, want a 504 problem for req-slow-stripe", got.Status, p)
+	}
+	var line map[string]any
+	eventually(t, "the checkout's access-log line", func() bool {
+		line = st.svc.stdout.requestLine("/stripe/checkout")
+		return line != nil
+	})
+	if line["status"] != float64(http.StatusGatewayTimeout) {
+		t.Errorf("access log status = %v, want 504", line["status"])
+	}
+	if n := len(st.stripe.CallsTo(http.MethodPost, "/v1/checkout/sessions")); n != 0 {
+		t.Errorf("%d sessions reached Stripe after the budget was spent, want 0", n)
+	}
+}
+
+// minimalEnv is the least configuration the service serves with, on a free
+// loopback port, metrics off, its Clerk at clerkURL.
+func minimalEnv(clerkURL string) map[string]string {
+	return map[string]string{
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"METRICS_ADDR":          "off",
+		"CLERK_ISSUER":          clerkURL,
+		"STRIPE_SECRET_KEY":     "sk_test_abc",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
+		"STRIPE_PRICE_IDS":      "price_a",
+		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
+	}
+}
+
+// TestRunOversizedHeadersGetProblem proves that the server leaves oversized
+// headers to the frame: a 40 000-byte header gets a 431 problem with the
+// request id, not net/http's own text answer.
+func TestRunOversizedHeadersGetProblem(t *testing.T) {
+	clerkSrv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(clerkSrv.Close)
+	svc := startService(t, minimalEnv(clerkSrv.URL))
+	req, err := http.NewRequest(http.MethodGet, svc.url+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Request-ID", "req-big-header")
+	req.Header.Set("Cookie", "session="+strings.Repeat("a", 40_000))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := problemtest.Read(t, resp)
+	if got.Status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("40 000-byte header = %d %s, want 431", got.Status, got.Body)
+	}
+	if p := problemtest.Decode(t, got); p.RequestID != "req-big-header" {
+		t.Errorf("problem %+v, want request_id req-big-header", p)
+	}
+}
+
 // TestRunNotReadyUntilClerkAnswers starts the service while Clerk's JWKS is
 // down: it serves, /readyz says why it is not ready, and turns ready once the
 // JWKS comes back.
@@ -580,15 +672,7 @@ func TestRunNotReadyUntilClerkAnswers(t *testing.T) {
 	}
 	clerk.SetDown(true)
 	clerkSrv.Config.Handler = clerk
-	svc := startService(t, map[string]string{
-		"LISTEN_ADDR":           "127.0.0.1:0",
-		"METRICS_ADDR":          "off",
-		"CLERK_ISSUER":          clerkSrv.URL,
-		"STRIPE_SECRET_KEY":     "sk_test_abc",
-		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
-		"STRIPE_PRICE_IDS":      "price_a",
-		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
-	})
+	svc := startService(t, minimalEnv(clerkSrv.URL))
 	code, body := get(t, svc.url+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
 		t.Fatalf("/readyz with Clerk down = %d %s, want 503 with a reason", code, body)
@@ -640,6 +724,14 @@ func TestRunCommands(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer notReady.Close()
+	// /readyz redirects to a path that answers 200, on the same server: a
+	// 302 is not "ready", wherever it leads.
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		}
+	}))
+	defer redirecting.Close()
 	// Nothing listens on port 1: unlike a just-closed ephemeral port, no other
 	// test can take it in the meantime.
 	const refused = "http://127.0.0.1:1/"
@@ -656,6 +748,8 @@ func TestRunCommands(t *testing.T) {
 		{"unknown", []string{"serve-please"}, 2, "", `unknown command "serve-please"`},
 		{"healthcheck 200", []string{"healthcheck", ok.URL}, 0, "", ""},
 		{"healthcheck 503", []string{"healthcheck", notReady.URL}, 1, "", "answered 503"},
+		{"healthcheck redirect", []string{"healthcheck", redirecting.URL + "/readyz"}, 1, "", "answered 302"},
+		{"healthcheck redirect target", []string{"healthcheck", redirecting.URL + "/ok"}, 0, "", ""},
 		{"healthcheck refused", []string{"healthcheck", refused}, 1, "", "connection refused"},
 		{"healthcheck bad URL", []string{"healthcheck", "::nope"}, 1, "", "invalid URL"},
 		{"healthcheck two URLs", []string{"healthcheck", ok.URL, ok.URL}, 2, "", "at most one URL"},

@@ -16,19 +16,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/httpapi"
 )
 
-// Server timeouts. Handlers may take up to the forward budget (webhook) or two
-// Stripe calls (checkout on a cold price cache); the write timeout leaves room
-// beyond both.
+// Server timeouts. The public API's write timeout is derived from the
+// handlers' own budgets (see build).
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 15 * time.Second
 	idleTimeout       = 90 * time.Second // above common load balancer idle timeouts (60 s)
-	maxHeaderBytes    = 32 << 10
+	maxHeaderBytes    = 8 * httpapi.MaxHeaderBytes
 	stripeTimeout     = 10 * time.Second
+	// stripeBudget bounds all of one request's Stripe calls together: a
+	// checkout makes up to five in a row, each allowed stripeTimeout.
+	stripeBudget = 2 * stripeTimeout
 )
 
 // serve loads the configuration, builds the service, and serves until ctx
@@ -128,7 +131,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 				Handler:           httpapi.NewServer(opts),
 				ReadHeaderTimeout: readHeaderTimeout,
 				ReadTimeout:       readTimeout,
-				WriteTimeout:      max(cfg.ForwardTimeout, 2*stripeTimeout) + 5*time.Second,
+				WriteTimeout:      apiWriteTimeout(cfg.ForwardTimeout), // past every handler's budget
 				IdleTimeout:       idleTimeout,
 				MaxHeaderBytes:    maxHeaderBytes,
 				ErrorLog:          errorLog,
@@ -306,4 +309,14 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// apiWriteTimeout is the public API's write timeout: past the longest a
+// handler works, so that its answer, a 504 at worst, is always written rather
+// than the connection closed under it. The longest is the webhook's forward
+// budget, or a billing route's Stripe budget after the one JWKS refresh that a
+// token signed with a new key waits for; 5 s more cover stripe-go's pause
+// before a retry, which does not watch the deadline, and the writing.
+func apiWriteTimeout(forwardTimeout time.Duration) time.Duration {
+	return max(forwardTimeout, auth.DefaultFetchTimeout+stripeBudget) + 5*time.Second
 }

@@ -141,6 +141,7 @@ func buildBilling(cfg config.Config, store billing.CustomerStore, log *slog.Logg
 		AllowPromotionCodes: cfg.CheckoutAllowPromotionCodes,
 		TrialDays:           cfg.CheckoutTrialDays,
 		SingleSubscription:  cfg.CheckoutSingleSubscription,
+		StripeBudget:        stripeBudget,
 		Registerer:          reg,
 	}); err != nil {
 		return billingHandlers{}, err // already "billing: …"
@@ -152,13 +153,15 @@ func buildBilling(cfg config.Config, store billing.CustomerStore, log *slog.Logg
 		Origins:       cfg.CORSAllowedOrigins,
 		ReturnURL:     cfg.PortalReturnURL,
 		Configuration: cfg.StripePortalConfiguration,
+		StripeBudget:  stripeBudget,
 		Registerer:    reg,
 	}); err != nil {
 		return billingHandlers{}, err
 	}
 	if h.subscription, err = billing.SubscriptionHandler(billing.SubscriptionOptions{
-		Stripe:    stripe,
-		Customers: customers,
+		Stripe:       stripe,
+		Customers:    customers,
+		StripeBudget: stripeBudget,
 	}); err != nil {
 		return billingHandlers{}, err
 	}

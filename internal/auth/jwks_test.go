@@ -124,6 +124,16 @@ func TestJWKSDownAtStart(t *testing.T) {
 	if got := counter(t, s.reg, "payments_api_auth_failures_total", "reason", "unavailable"); got != 1 {
 		t.Errorf("auth_failures_total{unavailable} = %v, want 1", got)
 	}
+	// What would be refused whatever the keys is 401 even now: no token, or
+	// one that is not a token at all.
+	for name, prepare := range map[string]func(*http.Request){
+		"no token":        func(*http.Request) {},
+		"malformed token": bearer("not.a-token"),
+	} {
+		if got := do(t, v, prepare).status; got != http.StatusUnauthorized {
+			t.Errorf("%s before keys: status %d, want 401", name, got)
+		}
+	}
 
 	// Clerk comes back: the background retry loads the keys.
 	s.clerk.SetDown(false)

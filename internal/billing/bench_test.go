@@ -108,3 +108,15 @@ func BenchmarkSubscriptionCached(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeJSON measures the strict decoder on a full checkout body.
+func BenchmarkDecodeJSON(b *testing.B) {
+	const body = `{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh","quantity":2,"success_url":"https://app.example.com/checkout/success?session_id={CHECKOUT_SESSION_ID}","cancel_url":"https://app.example.com/pricing"}`
+	b.ReportAllocs()
+	for b.Loop() {
+		var req checkoutRequest
+		if err := decodeJSON(strings.NewReader(body), &req, checkoutShape); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

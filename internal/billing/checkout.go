@@ -67,6 +67,9 @@ type CheckoutOptions struct {
 	SingleSubscription bool
 	// PriceTTL is how long a Stripe Price is cached; 0 means DefaultPriceTTL.
 	PriceTTL time.Duration
+	// StripeBudget bounds all of a checkout's Stripe calls together; 0 means
+	// DefaultStripeBudget. Beyond it the checkout is a 504.
+	StripeBudget time.Duration
 	// Registerer receives payments_api_checkout_sessions_total; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
@@ -107,6 +110,10 @@ func CheckoutHandler(o CheckoutOptions) (http.Handler, error) {
 	case o.PriceTTL < 0:
 		return nil, fmt.Errorf("billing: checkout: negative price TTL %v", o.PriceTTL)
 	}
+	budget, err := stripeBudget("checkout", o.StripeBudget)
+	if err != nil {
+		return nil, err
+	}
 	h := &checkoutHandler{
 		stripe:    o.Stripe,
 		customers: o.Customers,
@@ -135,7 +142,7 @@ func CheckoutHandler(o CheckoutOptions) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return limitedPost[checkoutResponse]{limiter: o.Limiter, outcomes: outcomes, serve: h.serve}, nil
+	return limitedPost[checkoutResponse]{limiter: o.Limiter, budget: budget, outcomes: outcomes, serve: h.serve}, nil
 }
 
 // checkoutRequest is the body of POST /stripe/checkout. Pointers tell "absent"
@@ -147,9 +154,8 @@ type checkoutRequest struct {
 	CancelURL  *string `json:"cancel_url"`
 }
 
-var checkoutShape = bodyShape{
-	fields: "price_id, quantity, success_url and cancel_url",
-	fieldDetail: func(field string) string {
+var checkoutShape = newBodyShape[checkoutRequest]("price_id, quantity, success_url and cancel_url",
+	func(field string) string {
 		switch field {
 		case "quantity":
 			return fmt.Sprintf("quantity must be an integer from 1 to %d.", MaxQuantity)
@@ -157,8 +163,7 @@ var checkoutShape = bodyShape{
 			return field + " must be a string."
 		}
 		return "A field has the wrong type."
-	},
-}
+	})
 
 type checkoutResponse struct {
 	SessionID string `json:"session_id"`
@@ -297,7 +302,8 @@ func (h *checkoutHandler) setCustomer(ctx context.Context, p *SessionParams, who
 	}
 	requestlog.Add(ctx, slog.String("customer_id", id))
 	p.CustomerID = id
-	// A customer created just now has no subscription to guard against.
+	// A customer created just now has no subscription to guard against; one
+	// that Stripe replayed from an earlier checkout may have one.
 	if !h.single || p.Mode != ModeSubscription || created {
 		return "", nil
 	}

@@ -85,7 +85,10 @@ func (c *Customers) Find(ctx context.Context, userID string) (string, error) {
 }
 
 // FindOrCreate returns the user's customer id, creating the customer when the
-// user has none; created tells which. It counts the outcome.
+// user has none; created tells which. A creation that Stripe answers with the
+// customer an earlier one made (search lags behind creations by about a
+// minute) is no creation: that customer may have subscriptions already. It
+// counts the outcome.
 func (c *Customers) FindOrCreate(ctx context.Context, who auth.Identity) (id string, created bool, err error) {
 	defer func() {
 		switch {
@@ -111,7 +114,7 @@ func (c *Customers) FindOrCreate(ctx context.Context, who auth.Identity) (id str
 	if storeUp {
 		c.save(ctx, who.UserID, cu.ID)
 	}
-	return cu.ID, true, nil
+	return cu.ID, !cu.Replayed, nil
 }
 
 // find asks the store, then Customer Search, and saves in the store what

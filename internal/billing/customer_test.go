@@ -188,6 +188,15 @@ func TestCustomerRule(t *testing.T) {
 				t.Errorf("a session went to customer %q, want %q", got, cus)
 			}
 		}
+		// One creation, and every replay counted as a customer found.
+		var created, found float64
+		for _, r := range replicas {
+			created += r.customers(t, CustomerCreated)
+			found += r.customers(t, CustomerFound)
+		}
+		if created != 1 || found != n-1 {
+			t.Errorf("customers_total created %v, found %v; want 1 and %d", created, found, n-1)
+		}
 	})
 }
 
@@ -251,6 +260,35 @@ func TestSingleSubscription(t *testing.T) {
 			}
 		})
 	}
+
+	// Customer Search lags behind creations by about a minute: a second
+	// checkout within it does not find the customer, and Stripe replays the
+	// first creation. That customer is not new: the guard still applies.
+	t.Run("search lagging behind the first checkout", func(t *testing.T) {
+		proxy := newProxy(t, mock)
+		proxy.HoldSearchIndex()
+		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1), single: true})
+		body := `{"price_id":"` + priceSub + `"}`
+		wantSession(t, s.post(ada, body))
+		cus := proxy.Customers()
+		if len(cus) != 1 {
+			t.Fatalf("customers after the first checkout: %+v, want one", cus)
+		}
+		proxy.AddSubscription(cus[0].ID, stripetest.Subscription{Status: "active", PriceID: priceSub, Quantity: 1})
+
+		wantProblem(t, s.post(ada, body), http.StatusConflict, "You already have a subscription (active)")
+		if n := len(proxy.CallsTo(http.MethodPost, "/v1/customers")); n != 2 {
+			t.Errorf("%d customer creations, want 2 (the second replayed)", n)
+		}
+		if got := len(proxy.Customers()); got != 1 {
+			t.Errorf("%d customers, want 1", got)
+		}
+		for outcome, want := range map[string]float64{CustomerCreated: 1, CustomerFound: 1} {
+			if got := s.customers(t, outcome); got != want {
+				t.Errorf("customers_total{outcome=%q} = %v, want %v: a replay is a customer found", outcome, got, want)
+			}
+		}
+	})
 
 	t.Run("Stripe fails on the list", func(t *testing.T) {
 		proxy := newProxy(t, mock)

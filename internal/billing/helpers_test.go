@@ -101,6 +101,7 @@ type config struct {
 	now                func() time.Time
 	priceTTL, cacheTTL time.Duration
 	maxCachedUsers     int
+	budget             time.Duration // StripeBudget of the three handlers
 }
 
 // stack is the three handlers wired as the service wires them: one Stripe
@@ -131,6 +132,7 @@ func newStack(t testing.TB, c config) *stack {
 		TrialDays:           c.trialDays,
 		SingleSubscription:  c.single,
 		PriceTTL:            c.priceTTL,
+		StripeBudget:        c.budget,
 		Registerer:          reg,
 		Now:                 c.now,
 	}
@@ -140,12 +142,13 @@ func newStack(t testing.TB, c config) *stack {
 	}
 	if s.portal, err = PortalHandler(PortalOptions{
 		Stripe: c.stripe, Customers: customers, Limiter: c.limiter, Origins: testOrigins,
-		ReturnURL: testReturnURL, Configuration: c.portalConfig, Registerer: reg,
+		ReturnURL: testReturnURL, Configuration: c.portalConfig, StripeBudget: c.budget, Registerer: reg,
 	}); err != nil {
 		t.Fatalf("portal: %v", err)
 	}
 	if s.subscription, err = SubscriptionHandler(SubscriptionOptions{
-		Stripe: c.stripe, Customers: customers, CacheTTL: c.cacheTTL, MaxCachedUsers: c.maxCachedUsers, Now: c.now,
+		Stripe: c.stripe, Customers: customers, CacheTTL: c.cacheTTL, MaxCachedUsers: c.maxCachedUsers,
+		StripeBudget: c.budget, Now: c.now,
 	}); err != nil {
 		t.Fatalf("subscription: %v", err)
 	}

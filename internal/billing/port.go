@@ -73,6 +73,10 @@ type Session struct {
 type Customer struct {
 	ID      string
 	Created int64 // unix seconds
+	// Replayed is set by CreateCustomer when Stripe answered with the customer
+	// an earlier request with the same idempotency key created: the customer
+	// is not new, and may have subscriptions.
+	Replayed bool
 }
 
 // CustomerParams describes the Customer to create.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,6 +43,9 @@ type PortalOptions struct {
 	// Configuration is the billing portal configuration (bpc_…); empty means
 	// the account's default.
 	Configuration string
+	// StripeBudget bounds all of a portal request's Stripe calls together; 0
+	// means DefaultStripeBudget. Beyond it the request is a 504.
+	StripeBudget time.Duration
 	// Registerer receives payments_api_portal_sessions_total; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
@@ -70,6 +74,10 @@ func PortalHandler(o PortalOptions) (http.Handler, error) {
 	case o.ReturnURL == "":
 		return nil, errors.New("billing: portal: no default return URL")
 	}
+	budget, err := stripeBudget("portal", o.StripeBudget)
+	if err != nil {
+		return nil, err
+	}
 	outcomes, err := outcomeCounters(o.Registerer, "payments_api_portal_sessions_total",
 		"POST /stripe/portal requests by outcome.", portalOutcomes)
 	if err != nil {
@@ -82,7 +90,7 @@ func PortalHandler(o PortalOptions) (http.Handler, error) {
 		returnURL:     o.ReturnURL,
 		configuration: o.Configuration,
 	}
-	return limitedPost[portalResponse]{limiter: o.Limiter, outcomes: outcomes, serve: h.serve}, nil
+	return limitedPost[portalResponse]{limiter: o.Limiter, budget: budget, outcomes: outcomes, serve: h.serve}, nil
 }
 
 // portalRequest is the optional body of POST /stripe/portal.
@@ -90,10 +98,8 @@ type portalRequest struct {
 	ReturnURL *string `json:"return_url"`
 }
 
-var portalShape = bodyShape{
-	fields:      "return_url",
-	fieldDetail: func(string) string { return "return_url must be a string." },
-}
+var portalShape = newBodyShape[portalRequest]("return_url",
+	func(string) string { return "return_url must be a string." })
 
 type portalResponse struct {
 	URL string `json:"url"`

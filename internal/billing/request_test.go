@@ -1,6 +1,8 @@
 package billing
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -52,6 +54,18 @@ func TestBadRequests(t *testing.T) {
 		{"email", json, `{` + price + `,"email":"eve@example.com"}`, nil, 400, `Unknown field "email"`},
 		{"customer", json, `{` + price + `,"customer":"cus_123"}`, nil, 400, `Unknown field "customer"`},
 		{"mode", json, `{` + price + `,"mode":"payment"}`, nil, 400, `Unknown field "mode"`},
+		// Names match exactly, as JSON.parse reads them: encoding/json alone
+		// would take each of these for a known field, Unicode folding included.
+		{"PRICE_ID", json, `{"PRICE_ID":"` + priceSub + `"}`, nil, 400, `Unknown field "PRICE_ID": the body takes only price_id, quantity, success_url and cancel_url`},
+		{"Price_Id", json, `{"Price_Id":"` + priceSub + `"}`, nil, 400, `Unknown field "Price_Id"`},
+		{"Quantity", json, `{` + price + `,"Quantity":2}`, nil, 400, `Unknown field "Quantity"`},
+		{"SUCCESS_URL", json, withURL("SUCCESS_URL", "https://app.example.com/ok"), nil, 400, `Unknown field "SUCCESS_URL"`},
+		{"Cancel_Url", json, withURL("Cancel_Url", "https://app.example.com/back"), nil, 400, `Unknown field "Cancel_Url"`},
+		{"long s folding to s", json, withURL("\u017fuccess_url", "https://app.example.com/ok"), nil, 400, `Unknown field "ſuccess_url"`},
+		{"price_id twice", json, `{` + price + `,"price_id":"price_other"}`, nil, 400, `Field "price_id" appears twice`},
+		{"quantity twice", json, `{` + price + `,"quantity":1,"quantity":2}`, nil, 400, `Field "quantity" appears twice`},
+		{"unclosed object", json, `{` + price, nil, 400, "not valid JSON"},
+		{"non-string key", json, `{1:2}`, nil, 400, "not valid JSON"},
 		{"long unknown field", json, `{` + price + `,"` + strings.Repeat("x", 500) + `":1}`, nil, 400, `Unknown field "` + strings.Repeat("x", maxEchoedFieldNameLen) + `…"`},
 		{"no price", json, `{"quantity":1}`, nil, 400, "price_id is required"},
 		{"empty price", json, `{"price_id":""}`, nil, 400, "price_id is required"},
@@ -171,6 +185,7 @@ func TestOptionsRefused(t *testing.T) {
 		"negative trial":     func(o *CheckoutOptions) { o.TrialDays = -1 },
 		"trial beyond 730":   func(o *CheckoutOptions) { o.TrialDays = MaxTrialDays + 1 },
 		"negative price TTL": func(o *CheckoutOptions) { o.PriceTTL = -time.Second },
+		"negative budget":    func(o *CheckoutOptions) { o.StripeBudget = -time.Second },
 	} {
 		o := checkout()
 		modify(&o)
@@ -182,10 +197,11 @@ func TestOptionsRefused(t *testing.T) {
 		return PortalOptions{Stripe: port, Customers: customers, Origins: testOrigins, ReturnURL: testReturnURL}
 	}
 	for name, modify := range map[string]func(*PortalOptions){
-		"no Stripe":     func(o *PortalOptions) { o.Stripe = nil },
-		"no customers":  func(o *PortalOptions) { o.Customers = nil },
-		"no origins":    func(o *PortalOptions) { o.Origins = origin.Set{} },
-		"no return URL": func(o *PortalOptions) { o.ReturnURL = "" },
+		"no Stripe":       func(o *PortalOptions) { o.Stripe = nil },
+		"no customers":    func(o *PortalOptions) { o.Customers = nil },
+		"no origins":      func(o *PortalOptions) { o.Origins = origin.Set{} },
+		"no return URL":   func(o *PortalOptions) { o.ReturnURL = "" },
+		"negative budget": func(o *PortalOptions) { o.StripeBudget = -time.Second },
 	} {
 		o := portal()
 		modify(&o)
@@ -199,6 +215,7 @@ func TestOptionsRefused(t *testing.T) {
 		"TTL beyond 10 s": {Stripe: port, Customers: customers, CacheTTL: 11 * time.Second},
 		"negative TTL":    {Stripe: port, Customers: customers, CacheTTL: -time.Second},
 		"negative cap":    {Stripe: port, Customers: customers, MaxCachedUsers: -1},
+		"negative budget": {Stripe: port, Customers: customers, StripeBudget: -time.Second},
 	} {
 		if h, err := SubscriptionHandler(o); err == nil {
 			t.Errorf("subscription %s: accepted: %v", name, h)
@@ -248,4 +265,54 @@ func TestNewStripeClientRefused(t *testing.T) {
 			t.Errorf("NewStripeClient error echoes the key: %v", err)
 		}
 	}
+}
+
+// FuzzDecodeJSON checks the strict decoder against a reference reading of the
+// same body with encoding/json's tokenizer: whatever it accepts is one JSON
+// object (or null) whose keys are each exactly a field name, at most once.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"price_id":"price_a","quantity":2}`,
+		`{"PRICE_ID":"price_a"}`,
+		`{"price_id":"a","price_id":"b"}`,
+		`{"price\u005fid":"a"}`,
+		`{"\u017fuccess_url":"https://app.example.com/"}`,
+		`{"success_url":"a\"b","cancel_url":"{\"quantity\":1}"}`,
+		`{"price_id":"a"}{"x":1}`,
+		`null`, `[]`, `{`, `{"price_id":`, `"x"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req checkoutRequest
+		if err := decodeJSON(bytes.NewReader(body), &req, checkoutShape); err != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("accepted %q, which is not JSON: %v", body, err)
+		}
+		if tok == nil {
+			return // null
+		}
+		if tok != json.Delim('{') {
+			t.Fatalf("accepted %q, which is not an object", body)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				t.Fatalf("accepted %q: %v", body, err)
+			}
+			name := key.(string)
+			if _, ok := checkoutShape.index[name]; !ok || seen[name] {
+				t.Fatalf("accepted %q with the key %q (known %v, seen before %v)", body, name, ok, seen[name])
+			}
+			seen[name] = true
+			if err := dec.Decode(&json.RawMessage{}); err != nil {
+				t.Fatalf("accepted %q: %v", body, err)
+			}
+		}
+	})
 }

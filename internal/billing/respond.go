@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,10 +25,11 @@ const (
 )
 
 // limitedPost is what checkout and the portal share: POST only, an
-// authenticated user within the shared per-user limit, the outcome counted,
-// a JSON answer or a problem. serve does the rest.
+// authenticated user within the shared per-user limit, the Stripe budget, the
+// outcome counted, a JSON answer or a problem. serve does the rest.
 type limitedPost[T any] struct {
 	limiter  Limiter
+	budget   time.Duration // for the whole request, the limiter included
 	outcomes map[string]prometheus.Counter
 	serve    func(w http.ResponseWriter, r *http.Request, who auth.Identity) (T, string, error)
 }
@@ -47,6 +49,8 @@ func (h limitedPost[T]) handle(w http.ResponseWriter, r *http.Request) (T, strin
 	if r.Method != http.MethodPost {
 		return zero, OutcomeInvalidRequest, methodNotAllowed(http.MethodPost)
 	}
+	r, cancel := withBudget(r, h.budget)
+	defer cancel()
 	who, err := userOf(r.Context())
 	if err != nil {
 		return zero, OutcomeUnauthenticated, err

@@ -221,7 +221,13 @@ func (c *StripeClient) CreateCustomer(ctx context.Context, p CustomerParams) (Cu
 	if err != nil {
 		return Customer{}, stripeFailure("create customer", err)
 	}
-	return Customer{ID: cu.ID, Created: cu.Created}, nil
+	return Customer{ID: cu.ID, Created: cu.Created, Replayed: replayed(cu.LastResponse)}, nil
+}
+
+// replayed reports whether Stripe answered an idempotent request with the
+// result of an earlier one, which it marks with Idempotent-Replayed: true.
+func replayed(r *stripe.APIResponse) bool {
+	return r != nil && r.Header.Get("Idempotent-Replayed") == "true"
 }
 
 // Subscriptions returns one page of the customer's subscriptions, newest first.

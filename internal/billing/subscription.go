@@ -36,6 +36,9 @@ type SubscriptionOptions struct {
 	// MaxCachedUsers caps the users whose state is cached; 0 means
 	// DefaultMaxCachedUsers.
 	MaxCachedUsers int
+	// StripeBudget bounds all of a request's Stripe calls together; 0 means
+	// DefaultStripeBudget. Beyond it the request is a 504.
+	StripeBudget time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -44,6 +47,7 @@ type subscriptionHandler struct {
 	stripe    Stripe
 	customers *Customers
 	cache     *stateCache
+	budget    time.Duration
 	now       func() time.Time
 }
 
@@ -62,6 +66,10 @@ func SubscriptionHandler(o SubscriptionOptions) (http.Handler, error) {
 	case o.MaxCachedUsers < 0:
 		return nil, fmt.Errorf("billing: subscription: negative MaxCachedUsers %d", o.MaxCachedUsers)
 	}
+	budget, err := stripeBudget("subscription", o.StripeBudget)
+	if err != nil {
+		return nil, err
+	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
@@ -70,6 +78,7 @@ func SubscriptionHandler(o SubscriptionOptions) (http.Handler, error) {
 		stripe:    o.Stripe,
 		customers: o.Customers,
 		cache:     newStateCache(cmp.Or(o.CacheTTL, MaxSubscriptionCacheTTL), cmp.Or(o.MaxCachedUsers, DefaultMaxCachedUsers)),
+		budget:    budget,
 		now:       now,
 	}, nil
 }
@@ -93,6 +102,8 @@ type subscriptionJSON struct {
 }
 
 func (h *subscriptionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, cancel := withBudget(r, h.budget)
+	defer cancel()
 	state, err := h.serve(r)
 	if err != nil {
 		problem.Write(w, r, err)

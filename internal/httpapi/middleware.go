@@ -23,6 +23,11 @@ import (
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-ID"
 
+// MaxHeaderBytes bounds a request's line and headers, as sent: beyond it the
+// frame answers a 431 problem. The http.Server's own MaxHeaderBytes must be
+// well above it, or net/http answers a bare text 431 first.
+const MaxHeaderBytes = 32 << 10
+
 // canonicalRequestIDHeader is RequestIDHeader as net/http stores it.
 var canonicalRequestIDHeader = http.CanonicalHeaderKey(RequestIDHeader)
 
@@ -43,8 +48,8 @@ var frameHeaders = []struct {
 
 // server is the frame every request walks through before the router: it
 // gives the request its id and its log record, marks the response as not to
-// be sniffed, framed or cached, turns a panic into a 500 problem, and writes
-// the access-log line and the request metrics.
+// be sniffed, framed or cached, refuses oversized headers, turns a panic into
+// a 500 problem, and writes the access-log line and the request metrics.
 //
 // It is one middleware rather than five so that a request costs one response
 // wrapper and one context, and so that the access log and the metrics see every
@@ -70,7 +75,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rw := &responseWriter{ResponseWriter: w}
 	start := time.Now()
-	aborted := s.serveRecovering(rw, r)
+	aborted := false
+	if headerBytes(r) > MaxHeaderBytes {
+		// Refused here rather than by net/http, so that the client gets a
+		// problem with its request id, and the refusal is logged and counted.
+		problem.Write(rw, r, problem.Newf(http.StatusRequestHeaderFieldsTooLarge,
+			"The request line and headers must be at most %d bytes.", MaxHeaderBytes))
+	} else {
+		aborted = s.serveRecovering(rw, r)
+	}
 	s.record(r, rec, rw, time.Since(start), aborted)
 	if aborted {
 		// net/http's way to cut a response short, so that the client cannot
@@ -159,6 +172,23 @@ func (s *server) record(r *http.Request, rec *requestlog.Record, w *responseWrit
 	_ = h.Handle(ctx, line) // a log destination that fails has nobody to tell
 }
 
+// headerBytes is the size of r's request line and headers as they were sent
+// (names and values, separators and line ends), whatever order and spelling
+// they came in; net/http moved Host out of the map, so it is added back.
+func headerBytes(r *http.Request) int {
+	const crlf, sep = 2, 2 // "\r\n" and ": "
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + crlf
+	if r.Host != "" {
+		n += len("Host") + sep + len(r.Host) + crlf
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + sep + len(v) + crlf
+		}
+	}
+	return n + crlf
+}
+
 // saneRequestID reports whether a caller's request id may be kept: short, and
 // plain enough to be safe in logs and headers ([A-Za-z0-9._:-]{1,128}).
 func saneRequestID(id string) bool {
@@ -244,10 +274,19 @@ func methodLabel(m string) string {
 // corsAllowedHeaders are the request headers a browser may send to the API.
 var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", RequestIDHeader}
 
+// corsAllowHeadersValue is the Access-Control-Allow-Headers of every allowed
+// preflight: the whole list, spelled as the API documents it (the library
+// would echo the headers asked for, canonicalised: X-Request-Id), so that
+// what a browser is told is the same whatever it asked.
+var corsAllowHeadersValue = []string{strings.Join(corsAllowedHeaders, ", ")}
+
 // allowCORS answers CORS for a browser-facing route with gorilla/handlers,
-// allowing method (the route's one) from the exact origins listed. Around the library it adds what
-// the contract asks and the library leaves out: Vary: Origin on every response
-// (caches must not serve one origin's answer to another), and problem documents
+// allowing method (the route's one) from the exact origins listed. Around the
+// library it adds what the library leaves out: Vary: Origin on every response
+// (caches must not serve one origin's answer to another); on an allowed
+// preflight, Access-Control-Allow-Methods (the library leaves it out for GET
+// and POST, which browsers accept, but a client or proxy checking the answer
+// reads it) and the allowed headers as documented; and problem documents
 // instead of bare statuses for refused preflights, including the disallowed
 // origins the library answers with an empty 200.
 func allowCORS(origins []string, method string, next http.Handler) http.Handler {
@@ -275,17 +314,23 @@ func allowCORS(origins []string, method string, next http.Handler) http.Handler 
 			problem.Write(w, r, problem.New(http.StatusForbidden, "This origin is not allowed to call the API."))
 			return
 		}
-		cors.ServeHTTP(problemOnRefusal(w, r, method), r)
+		cors.ServeHTTP(preflightAnswer(w, r, method), r)
 	})
 }
 
-// problemOnRefusal wraps w so that a bare error status written by the CORS
-// library (a method or header it does not allow) becomes a 403 problem.
-func problemOnRefusal(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
+// preflightAnswer wraps w for the CORS library's answer to a preflight from an
+// allowed origin: an allowed one gets the route's method and the allowed
+// headers, and a bare error status (a method or header the library does not
+// allow) becomes a 403 problem.
+func preflightAnswer(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
+	allowMethods := []string{method}
 	return httpsnoop.Wrap(w, httpsnoop.Hooks{
 		WriteHeader: func(f httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 			return func(code int) {
 				if code < 400 {
+					h := w.Header()
+					h["Access-Control-Allow-Methods"] = allowMethods
+					h["Access-Control-Allow-Headers"] = corsAllowHeadersValue
 					f(code)
 					return
 				}

@@ -54,7 +54,11 @@ func NewServer(opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := mux.NewRouter()
+	// A path that is not in its clean form (//healthz, /stripe/../x) is a
+	// path the API does not serve: a 404 problem like any other, rather than
+	// the router's bare redirect to the cleaned path, which a client would
+	// follow with another method or without its body.
+	r := mux.NewRouter().SkipClean(true)
 	addRoutes(r, opts)
 	return &server{next: r, log: opts.Logger, metrics: newHTTPMetrics(opts.Registerer)}
 }

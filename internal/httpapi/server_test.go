@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,6 +179,11 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{http.MethodGet, "/stripe/portal", 405, "POST, OPTIONS"},
 		{http.MethodPost, "/stripe/subscription", 405, "GET, OPTIONS"},
 		{http.MethodOptions, "/stripe/subscription", 405, "GET, OPTIONS"},
+		// Paths not in their clean form are unknown paths, never redirects.
+		{http.MethodGet, "//healthz", 404, ""},
+		{http.MethodPost, "/stripe/../stripe/checkout", 404, ""},
+		{http.MethodPost, "/stripe/./webhook", 404, ""},
+		{http.MethodGet, "/readyz/..", 404, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -191,8 +198,8 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		})
 	}
 	// Scanners probing random paths must not create metric series.
-	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "404"); got != 1 {
-		t.Errorf("unmatched 404 count = %v, want 1", got)
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "404"); got != 3 {
+		t.Errorf("unmatched GET 404 count = %v, want 3", got)
 	}
 }
 
@@ -211,6 +218,8 @@ func TestCORS(t *testing.T) {
 	}{
 		{"preflight allowed", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "authorization,content-type,idempotency-key,x-request-id"), 200, allowedOrigin},
 		{"preflight second origin", http.MethodOptions, "/stripe/checkout", preflight("https://admin.example.com", "POST", "authorization"), 200, "https://admin.example.com"},
+		{"preflight asking for no header", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", ""), 200, allowedOrigin},
+		{"preflight spelling headers its own way", http.MethodOptions, "/stripe/checkout", preflight(allowedOrigin, "POST", "X-REQUEST-ID, Content-Type"), 200, allowedOrigin},
 		{"preflight foreign origin", http.MethodOptions, "/stripe/checkout", preflight("https://evil.example.com", "POST", "authorization"), 403, ""},
 		{"preflight origin suffix trick", http.MethodOptions, "/stripe/checkout", preflight("https://app.example.com.evil.com", "POST", ""), 403, ""},
 		{"preflight null origin", http.MethodOptions, "/stripe/checkout", preflight("null", "POST", ""), 403, ""},
@@ -250,10 +259,19 @@ func TestCORS(t *testing.T) {
 				}
 			}
 			if tt.status == 200 && tt.method == http.MethodOptions {
-				got := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
-				for _, h := range strings.Split(tt.header["Access-Control-Request-Headers"], ",") {
-					if !strings.Contains(got, h) {
-						t.Errorf("Access-Control-Allow-Headers = %q lacks %q", got, h)
+				// The route's method, and every allowed header spelled as
+				// documented, whatever the preflight asked for.
+				if got, want := resp.Header.Values("Access-Control-Allow-Methods"), []string{tt.header["Access-Control-Request-Method"]}; !slices.Equal(got, want) {
+					t.Errorf("Access-Control-Allow-Methods = %q, want %q", got, want)
+				}
+				if got, want := resp.Header.Values("Access-Control-Allow-Headers"), []string{"Authorization, Content-Type, Idempotency-Key, X-Request-ID"}; !slices.Equal(got, want) {
+					t.Errorf("Access-Control-Allow-Headers = %q, want %q", got, want)
+				}
+			}
+			if tt.method == http.MethodOptions && tt.status != 200 {
+				for _, h := range []string{"Access-Control-Allow-Methods", "Access-Control-Allow-Headers"} {
+					if got := resp.Header.Get(h); got != "" {
+						t.Errorf("refused preflight: %s = %q, want none", h, got)
 					}
 				}
 			}
@@ -383,4 +401,78 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 func counterValue(t *testing.T, g prometheus.Gatherer, name, route, method, code string) float64 {
 	t.Helper()
 	return metricstest.Value(t, g, name, map[string]string{"route": route, "method": method, "code": code})
+}
+
+// TestHeaderBytes proves that the frame measures a request's line and headers
+// as the bytes that were sent.
+func TestHeaderBytes(t *testing.T) {
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /healthz?x=1 HTTP/1.1\r\nHost: api.example.com:8001\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n",
+		"POST /stripe/checkout HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\nx-request-id: abc\r\nContent-Length: 0\r\n\r\n",
+		"GET / HTTP/1.0\r\n\r\n",
+	} {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got, want := headerBytes(r), len(raw); got != want {
+			t.Errorf("headerBytes(%q) = %d, want %d", raw, got, want)
+		}
+	}
+}
+
+// TestOversizedHeaders proves that headers beyond MaxHeaderBytes get a 431
+// problem from the frame, with the request id, logged and counted, and that
+// headers at the limit pass.
+func TestOversizedHeaders(t *testing.T) {
+	ts := newTestServer(t)
+	// request returns a request to path whose line and headers are size bytes.
+	request := func(path string, size int) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Header.Set(RequestIDHeader, "req-big")
+		r.Header.Set("X-Filler", "")
+		r.Header.Set("X-Filler", strings.Repeat("a", size-headerBytes(r)))
+		if got := headerBytes(r); got != size {
+			t.Fatalf("built a request of %d header bytes, want %d", got, size)
+		}
+		return r
+	}
+	tests := []struct {
+		name   string
+		path   string
+		size   int
+		status int
+	}{
+		{"at the limit", "/healthz", MaxHeaderBytes, http.StatusOK},
+		{"one byte over", "/healthz", MaxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{"40 000 bytes", "/healthz", 40_000, http.StatusRequestHeaderFieldsTooLarge},
+		// A GET the router would refuse with 405: the size is checked first.
+		{"before routing", "/stripe/checkout", 40_000, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			ts.handler.ServeHTTP(rec, request(tt.path, tt.size))
+			resp := rec.Result()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			if got := resp.Header.Get(RequestIDHeader); got != "req-big" {
+				t.Errorf("X-Request-ID = %q, want the caller's", got)
+			}
+			if tt.status != http.StatusOK {
+				if p := decodeProblem(t, resp); !strings.Contains(p.Detail, "at most 32768 bytes") {
+					t.Errorf("detail = %q, want the limit", p.Detail)
+				}
+			}
+		})
+	}
+	// Refused before routing: no route label, whatever the path.
+	if got := counterValue(t, ts.reg, "payments_api_http_requests_total", unmatchedRoute, "GET", "431"); got != 3 {
+		t.Errorf("431s counted as unmatched = %v, want 3", got)
+	}
+	if !strings.Contains(ts.logs.String(), `"status":431`) {
+		t.Errorf("no access-log line for the 431:\n%s", ts.logs)
+	}
 }
