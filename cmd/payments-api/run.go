@@ -18,6 +18,7 @@ import (
 
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/httpapi"
+	"github.com/acme/payments-api/internal/telemetry"
 )
 
 // exitError asks main for a specific exit code; its message, if any, has
@@ -69,14 +70,15 @@ const (
 // at once, keep serving for SHUTDOWN_DELAY, then let in-flight requests finish
 // within SHUTDOWN_TIMEOUT.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		fmt.Fprintln(stderr, err) // config.Problems: one line per problem
+	cfg, cfgErr := config.Load(getenv)
+	tracing, tracingErr := telemetry.ConfigFromEnv(getenv)
+	if err := errors.Join(cfgErr, tracingErr); err != nil {
+		fmt.Fprintln(stderr, err) // one line per problem
 		return exitError{code: 2}
 	}
 
-	log := newLogger(cfg, stdout)
-	log.Info("starting", slog.String("version", version), slog.Any("config", cfg))
+	log := newLogger(cfg, tracing.Enabled(), stdout)
+	log.Info("starting", slog.String("version", version), slog.Any("config", cfg), slog.Any("tracing", tracing))
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -88,6 +90,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// still being served while draining need their keys. It stops after shutdown.
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
+
+	// Tracing starts first and stops last, so that the spans of the requests
+	// drained at shutdown are still exported.
+	_, stopTracing, err := telemetry.Setup(ctx, tracing, version, log)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer flushTraces(stopTracing, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -184,10 +194,30 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// newLogger returns the service's logger. With tracing on, the log lines of a
+// traced request carry its trace_id and span_id; with it off, the handler is
+// not wrapped at all.
+func newLogger(cfg config.Config, traced bool, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	if traced {
+		h = telemetry.LogHandler(h)
+	}
+	return slog.New(h)
+}
+
+// traceFlushTimeout bounds the export of the last spans at exit: a collector
+// that does not answer must not hold the process after its servers stopped.
+const traceFlushTimeout = 5 * time.Second
+
+// flushTraces exports the spans still queued and stops the exporter.
+func flushTraces(stop func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("the last spans could not be exported", slog.String("error", err.Error()))
+	}
 }
