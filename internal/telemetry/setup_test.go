@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -16,33 +15,17 @@ import (
 
 const testVersion = "v1.2.3-test"
 
-// syncBuffer is a log destination the exporter's goroutine may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startTracing runs ConfigFromEnv and Setup as the service does, and returns
-// the provider, its shutdown and the log the exporter writes to.
-func startTracing(t *testing.T, env map[string]string) (trace.TracerProvider, func(context.Context) error, *syncBuffer) {
+// the provider, its shutdown and the log the exporter writes to. Read the log
+// only after a flush or the shutdown returned: the export that writes it has
+// then finished.
+func startTracing(t *testing.T, env map[string]string) (trace.TracerProvider, func(context.Context) error, *bytes.Buffer) {
 	t.Helper()
 	cfg, err := ConfigFromEnv(getenv(env))
 	if err != nil {
 		t.Fatalf("ConfigFromEnv: %v", err)
 	}
-	var logs syncBuffer
+	var logs bytes.Buffer
 	tp, shutdown, err := Setup(context.Background(), cfg, testVersion, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
