@@ -224,14 +224,62 @@ func matchChildren(candidates []Span, wants []Tree, used map[string]bool, childr
 }
 
 // Format prints spans as indented trees, one trace after another: each span's
-// name, kind, duration, status and attributes, and its links.
+// name, kind, duration, status, every attribute, its links, and its trace and
+// span ids.
 func Format(spans []Span) string {
-	var b strings.Builder
+	return forest(spans, func(s Span) string {
+		var b strings.Builder
+		b.WriteString(headline(s))
+		for _, k := range slices.Sorted(maps.Keys(s.Attributes)) {
+			fmt.Fprintf(&b, " %s=%v", k, s.Attributes[k])
+		}
+		for _, l := range s.Links {
+			fmt.Fprintf(&b, " link=%s/%s", l.TraceID, l.SpanID)
+		}
+		fmt.Fprintf(&b, " (trace %s span %s)", s.TraceID, s.SpanID)
+		return b.String()
+	})
+}
+
+// Outline prints spans as indented trees for a person to read: each span's
+// name, kind, duration and status, only the attributes named by keys, and
+// "linked" when it has links; the trace id follows each root.
+func Outline(spans []Span, keys ...string) string {
+	return forest(spans, func(s Span) string {
+		var b strings.Builder
+		b.WriteString(headline(s))
+		for _, k := range keys {
+			if v, ok := s.Attributes[k]; ok {
+				fmt.Fprintf(&b, " %s=%v", k, v)
+			}
+		}
+		if len(s.Links) > 0 {
+			fmt.Fprintf(&b, " linked to trace %s", s.Links[0].TraceID)
+		}
+		if s.ParentSpanID == "" {
+			fmt.Fprintf(&b, " (trace %s)", s.TraceID)
+		}
+		return b.String()
+	})
+}
+
+// headline is a span's name, kind, duration, and status when it was set.
+func headline(s Span) string {
+	h := fmt.Sprintf("%s [%s, %v", s.Name, s.Kind, s.End.Sub(s.Start).Round(time.Microsecond))
+	if s.Status == "error" || s.Status == "ok" {
+		h += fmt.Sprintf(", %s %q", s.Status, s.StatusMessage)
+	}
+	return h + "]"
+}
+
+// forest writes one line per span, indented under its parent; spans whose
+// parent is not among spans start a tree of their own.
+func forest(spans []Span, line func(Span) string) string {
 	present := make(map[string]bool, len(spans))
-	children := make(map[string][]Span)
 	for _, s := range spans {
 		present[s.TraceID+s.SpanID] = true
 	}
+	children := make(map[string][]Span)
 	var roots []Span
 	for _, s := range spans {
 		if k := s.TraceID + s.ParentSpanID; s.ParentSpanID != "" && present[k] {
@@ -240,20 +288,10 @@ func Format(spans []Span) string {
 			roots = append(roots, s)
 		}
 	}
+	var b strings.Builder
 	var write func(s Span, depth int)
 	write = func(s Span, depth int) {
-		fmt.Fprintf(&b, "%s%s [%s, %v", strings.Repeat("  ", depth), s.Name, s.Kind, s.End.Sub(s.Start).Round(time.Microsecond))
-		if s.Status == "error" || s.Status == "ok" {
-			fmt.Fprintf(&b, ", %s %q", s.Status, s.StatusMessage)
-		}
-		b.WriteString("]")
-		for _, k := range slices.Sorted(maps.Keys(s.Attributes)) {
-			fmt.Fprintf(&b, " %s=%v", k, s.Attributes[k])
-		}
-		for _, l := range s.Links {
-			fmt.Fprintf(&b, " link=%s/%s", l.TraceID, l.SpanID)
-		}
-		fmt.Fprintf(&b, " (trace %s span %s)\n", s.TraceID, s.SpanID)
+		b.WriteString(strings.Repeat("  ", depth) + line(s) + "\n")
 		for _, c := range children[s.TraceID+s.SpanID] {
 			write(c, depth+1)
 		}

@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// forest is two traces: a checkout with two Stripe calls, and a webhook.
-func forest() []Span {
+// testForest is three traces: a checkout with two Stripe calls, a webhook that
+// queues an event, and the delivery linked to it.
+func testForest() []Span {
 	return []Span{
 		{TraceID: "t1", SpanID: "c1", ParentSpanID: "s1", Name: "POST /v1/customers/search", Kind: "client"},
 		{TraceID: "t1", SpanID: "c2", ParentSpanID: "s1", Name: "POST /v1/checkout/sessions", Kind: "client",
@@ -42,7 +43,7 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Match(forest(), tt.want); got != tt.ok {
+			if got := Match(testForest(), tt.want); got != tt.ok {
 				t.Errorf("Match = %v, want %v", got, tt.ok)
 			}
 		})
@@ -68,8 +69,8 @@ func TestMatchBacktracks(t *testing.T) {
 
 func TestMatchBinds(t *testing.T) {
 	var queued, deliver, call Span
-	if !Match(forest(), Tree{Name: "POST /stripe/webhook", Children: []Tree{{Name: "enqueue", Bind: &queued}}}) ||
-		!Match(forest(), Tree{Name: "deliver", Bind: &deliver, Children: []Tree{{Name: "POST /api/payments/webhook", Bind: &call}}}) {
+	if !Match(testForest(), Tree{Name: "POST /stripe/webhook", Children: []Tree{{Name: "enqueue", Bind: &queued}}}) ||
+		!Match(testForest(), Tree{Name: "deliver", Bind: &deliver, Children: []Tree{{Name: "POST /api/payments/webhook", Bind: &call}}}) {
 		t.Fatal("Match = false, want true")
 	}
 	if !deliver.LinksTo(queued) || queued.LinksTo(deliver) {
@@ -81,7 +82,7 @@ func TestMatchBinds(t *testing.T) {
 }
 
 func TestFormat(t *testing.T) {
-	got := Format(forest())
+	got := Format(testForest())
 	for _, want := range []string{
 		"POST /stripe/checkout [server",
 		"\n  verify token [internal",
@@ -92,5 +93,21 @@ func TestFormat(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("Format lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+func TestOutline(t *testing.T) {
+	got := Outline(testForest(), "http.response.status_code")
+	want := `POST /stripe/checkout [server, 0s] (trace t1)
+  POST /v1/customers/search [client, 0s]
+  POST /v1/checkout/sessions [client, 0s] http.response.status_code=200
+  verify token [internal, 0s]
+POST /stripe/webhook [server, 0s] (trace t2)
+  enqueue [producer, 0s]
+deliver [consumer, 0s] linked to trace t2 (trace t3)
+  POST /api/payments/webhook [client, 0s]
+`
+	if got != want {
+		t.Errorf("Outline =\n%s\nwant\n%s", got, want)
 	}
 }
