@@ -10,7 +10,7 @@ dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 env_file="${1:-$dir/.env}"
 namespace="${2:-default}"
 secret=payments-api-dev
-keys='^(STRIPE_SECRET_KEY|STRIPE_WEBHOOK_SECRET|NEXTJS_WEBHOOK_SECRET)='
+keys='^(STRIPE_SECRET_KEY|STRIPE_WEBHOOK_SECRET|NEXTJS_WEBHOOK_SECRET|DATABASE_URL)=.'
 
 if [[ ! -f "$env_file" ]]; then
   echo "dev-secret.sh: $env_file not found; copy deploy/.env.example to deploy/.env and fill it in" >&2
@@ -18,6 +18,7 @@ if [[ ! -f "$env_file" ]]; then
 fi
 
 # Only the secret variables go into the Secret; the rest of .env is plain config.
+# DATABASE_URL is optional: the skaffold postgres profile reads it.
 secret_env="$(mktemp)"
 trap 'rm -f "$secret_env"' EXIT
 grep -E "$keys" "$env_file" >"$secret_env" || true

@@ -5,16 +5,19 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -26,7 +29,8 @@ import (
 )
 
 // contractEnv is every environment variable of the binary (the contract's
-// table). The chart may set no other variable.
+// tables, and the standard OpenTelemetry ones the chart passes through). The
+// chart may set no other variable.
 var contractEnv = []string{
 	"LISTEN_ADDR", "METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT", "FRONTEND_URL",
 	"CORS_ALLOWED_ORIGINS", "CLERK_ISSUER", "CLERK_JWKS_URL", "CLERK_JWT_KEY",
@@ -35,10 +39,23 @@ var contractEnv = []string{
 	"CHECKOUT_SUCCESS_URL", "CHECKOUT_CANCEL_URL", "CHECKOUT_RATE_LIMIT",
 	"NEXTJS_WEBHOOK_URL", "NEXTJS_WEBHOOK_SECRET", "WEBHOOK_FORWARD_EVENTS",
 	"FORWARD_TIMEOUT", "SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT",
+	// Durable delivery.
+	"DATABASE_URL", "DELIVERY_WORKERS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_RETENTION",
+	"ADMIN_ADDR", "ADMIN_USERNAME", "ADMIN_PASSWORD",
+	// Subscriptions.
+	"PORTAL_RETURN_URL", "STRIPE_PORTAL_CONFIGURATION", "CHECKOUT_ALLOW_PROMOTION_CODES",
+	"CHECKOUT_TRIAL_DAYS", "CHECKOUT_SINGLE_SUBSCRIPTION",
+	// Shared rate limits.
+	"REDIS_URL",
+	// Tracing.
+	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
 }
 
 // secretEnv are the variables that must come from a Secret, never a literal.
-var secretEnv = []string{"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "NEXTJS_WEBHOOK_SECRET", "CLERK_JWT_KEY"}
+var secretEnv = []string{
+	"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "NEXTJS_WEBHOOK_SECRET", "CLERK_JWT_KEY",
+	"DATABASE_URL", "REDIS_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD",
+}
 
 // scenario is one way of installing the chart.
 type scenario struct {
@@ -56,13 +73,16 @@ var scenarios = []scenario{
 	{
 		name:  "all features",
 		files: []string{"required.yaml", "all-features.yaml"},
-		wantKinds: []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "Pod",
-			"PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
+		// The second ConfigMap is the Grafana dashboard; the migration Job
+		// brings its hook Secret and NetworkPolicy.
+		wantKinds: []string{"ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Job",
+			"NetworkPolicy", "NetworkPolicy", "Pod", "PodDisruptionBudget", "PrometheusRule", "Secret", "Secret",
+			"Service", "ServiceAccount", "ServiceMonitor"},
 	},
 	{
 		name:      "existing secret",
 		files:     []string{"existing-secret.yaml"},
-		wantKinds: []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"},
+		wantKinds: []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"},
 	},
 }
 
@@ -126,7 +146,8 @@ func objectMeta(t *testing.T, m manifest) metav1.ObjectMeta {
 	return metav1.ObjectMeta{}
 }
 
-// podSpecs returns every pod template of the release: the Deployment's and the helm test Pod's.
+// podSpecs returns every pod template of the release: the Deployment's, the
+// helm test Pod's and the migration Job's.
 func podSpecs(t *testing.T, ms []manifest) map[string]struct {
 	meta metav1.ObjectMeta
 	spec corev1.PodSpec
@@ -148,27 +169,42 @@ func podSpecs(t *testing.T, ms []manifest) map[string]struct {
 				meta metav1.ObjectMeta
 				spec corev1.PodSpec
 			}{o.ObjectMeta, o.Spec}
+		case *batchv1.Job:
+			specs["Job/"+o.Name] = struct {
+				meta metav1.ObjectMeta
+				spec corev1.PodSpec
+			}{o.Spec.Template.ObjectMeta, o.Spec.Template.Spec}
 		}
 	}
-	if len(specs) != 2 {
-		t.Fatalf("got %d pod specs, want 2 (Deployment and helm test Pod)", len(specs))
+	if len(all[*appsv1.Deployment](ms)) != 1 || len(all[*corev1.Pod](ms)) != 1 {
+		t.Fatalf("got %d pod specs, want the Deployment's, the helm test Pod's and any Job's", len(specs))
 	}
 	return specs
 }
 
-func TestPodSecurityRestricted(t *testing.T) {
+// restrictedViolations evaluates a pod against the latest restricted Pod
+// Security Standard and returns why it is forbidden, or "" when allowed.
+func restrictedViolations(t *testing.T, meta *metav1.ObjectMeta, spec *corev1.PodSpec) string {
+	t.Helper()
 	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	level := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
+	res := policy.AggregateCheckResults(evaluator.EvaluatePod(level, meta, spec))
+	if res.Allowed {
+		return ""
+	}
+	return fmt.Sprintf("%v %v", res.ForbiddenReasons, res.ForbiddenDetails)
+}
+
+func TestPodSecurityRestricted(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			for name, p := range podSpecs(t, renderScenario(t, sc)) {
-				res := policy.AggregateCheckResults(evaluator.EvaluatePod(level, &p.meta, &p.spec))
-				if !res.Allowed {
-					t.Errorf("%s violates restricted: %v %v", name, res.ForbiddenReasons, res.ForbiddenDetails)
+				if v := restrictedViolations(t, &p.meta, &p.spec); v != "" {
+					t.Errorf("%s violates restricted: %s", name, v)
 				}
 			}
 		})
@@ -176,8 +212,7 @@ func TestPodSecurityRestricted(t *testing.T) {
 	// The evaluator must be able to say no, or the check above proves nothing.
 	t.Run("control", func(t *testing.T) {
 		spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}
-		res := policy.AggregateCheckResults(evaluator.EvaluatePod(level, &metav1.ObjectMeta{}, &spec))
-		if res.Allowed {
+		if restrictedViolations(t, &metav1.ObjectMeta{}, &spec) == "" {
 			t.Error("a pod without a security context was allowed")
 		}
 	})
@@ -186,10 +221,8 @@ func TestPodSecurityRestricted(t *testing.T) {
 func TestNoSecretOutsideSecrets(t *testing.T) {
 	sc := scenarios[1] // every secret value is set there
 	ms := renderScenario(t, sc)
-	var secret *corev1.Secret
 	for _, m := range ms {
-		if s, ok := m.Object.(*corev1.Secret); ok {
-			secret = s
+		if _, ok := m.Object.(*corev1.Secret); ok {
 			continue
 		}
 		for key, value := range sentinels {
@@ -200,9 +233,7 @@ func TestNoSecretOutsideSecrets(t *testing.T) {
 			}
 		}
 	}
-	if secret == nil {
-		t.Fatal("no Secret rendered")
-	}
+	secret := named[*corev1.Secret](t, ms, "pay-payments-api")
 	// The sentinels really were rendered, into the Secret only.
 	for key, want := range sentinels {
 		if got := string(secret.Data[key]); got != want {
@@ -227,7 +258,7 @@ func TestNoSecretOutsideSecrets(t *testing.T) {
 func containerEnv(t *testing.T, ms []manifest) (map[string]string, *appsv1.Deployment) {
 	t.Helper()
 	d := only[*appsv1.Deployment](t, ms)
-	cm := only[*corev1.ConfigMap](t, ms)
+	cm := named[*corev1.ConfigMap](t, ms, d.Name)
 	if len(d.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("got %d containers, want 1", len(d.Spec.Template.Spec.Containers))
 	}
@@ -287,7 +318,7 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 			"CLERK_JWKS_URL":           "https://clerk.example.com/.well-known/jwks.json",
 			"CLERK_AUTHORIZED_PARTIES": "https://shop.example.com",
 			"CLERK_CLOCK_SKEW":         "10s",
-			"STRIPE_API_URL":           "http://stripe-mock.payments.svc.cluster.local:12111",
+			"STRIPE_API_URL":           "https://stripe-mock.payments.svc.cluster.local:12112",
 			"STRIPE_PRICE_IDS":         "price_basic,price_pro",
 			"CHECKOUT_SUCCESS_URL":     "https://shop.example.com/thanks?session_id={CHECKOUT_SESSION_ID}",
 			"CHECKOUT_CANCEL_URL":      "https://shop.example.com/pricing",
@@ -299,6 +330,28 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 			"SHUTDOWN_TIMEOUT":         "30s",
 			"STRIPE_SECRET_KEY":        "secret:pay-payments-api/STRIPE_SECRET_KEY",
 			"CLERK_JWT_KEY":            "secret:pay-payments-api/CLERK_JWT_KEY",
+
+			"DATABASE_URL":          "secret:pay-payments-api/DATABASE_URL",
+			"DELIVERY_WORKERS":      "20",
+			"DELIVERY_MAX_ATTEMPTS": "30",
+			"DELIVERY_RETENTION":    "72h",
+			"ADMIN_ADDR":            ":9191",
+			"ADMIN_USERNAME":        "secret:pay-payments-api/ADMIN_USERNAME",
+			"ADMIN_PASSWORD":        "secret:pay-payments-api/ADMIN_PASSWORD",
+
+			"PORTAL_RETURN_URL":              "https://shop.example.com/settings/billing",
+			"STRIPE_PORTAL_CONFIGURATION":    "bpc_1PortalConfig42",
+			"CHECKOUT_ALLOW_PROMOTION_CODES": "true",
+			"CHECKOUT_TRIAL_DAYS":            "14",
+			"CHECKOUT_SINGLE_SUBSCRIPTION":   "false",
+
+			"REDIS_URL": "secret:pay-payments-api/REDIS_URL",
+
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring.svc.cluster.local:4318",
+			"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+			"OTEL_SERVICE_NAME":           "payments-api-eu",
+			// Sorted, and percent-encoded as the OpenTelemetry SDK decodes them.
+			"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=production,team=payments%20and%20billing",
 		}
 		for k, v := range want {
 			if env[k] != v {
@@ -313,6 +366,11 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 			"STRIPE_WEBHOOK_SECRET": "secret:payments-api-prod/stripe-webhook-secret",
 			"NEXTJS_WEBHOOK_SECRET": "secret:payments-api-prod/nextjs-webhook-secret",
 			"CLERK_JWT_KEY":         "secret:payments-api-prod/clerk-jwt-key",
+			"DATABASE_URL":          "secret:payments-api-prod/database-url",
+			"REDIS_URL":             "secret:payments-api-prod/redis-url",
+			"ADMIN_USERNAME":        "secret:payments-api-prod/admin-user",
+			"ADMIN_PASSWORD":        "secret:payments-api-prod/admin-password",
+			"ADMIN_ADDR":            ":9091",
 		}
 		for k, v := range want {
 			if env[k] != v {
@@ -352,8 +410,13 @@ func TestDeploymentMatchesBinary(t *testing.T) {
 			for _, p := range c.Ports {
 				ports[p.Name] = p.ContainerPort
 			}
-			if ports["http"] != 8001 || ports["metrics"] != 9090 || len(ports) != 2 {
-				t.Errorf("container ports = %v, want http 8001 and metrics 9090", ports)
+			want := map[string]int32{"http": 8001, "metrics": 9090}
+			if addr, ok := env["ADMIN_ADDR"]; ok {
+				port, _ := strconv.Atoi(strings.TrimPrefix(addr, ":"))
+				want["admin"] = int32(port)
+			}
+			if !maps.Equal(ports, want) {
+				t.Errorf("container ports = %v, want %v (ADMIN_ADDR %q)", ports, want, env["ADMIN_ADDR"])
 			}
 			if env["LISTEN_ADDR"] != ":8001" || env["METRICS_ADDR"] != ":9090" {
 				t.Errorf("LISTEN_ADDR %q, METRICS_ADDR %q do not match the container ports", env["LISTEN_ADDR"], env["METRICS_ADDR"])
@@ -543,6 +606,35 @@ func TestChecksumsRollPods(t *testing.T) {
 	}
 }
 
+// TestChecksumsCoverEverySecret checks that each secret the chart reads rolls
+// the pods when it changes: its value in the chart's Secret, or its key in
+// existingSecret.
+func TestChecksumsCoverEverySecret(t *testing.T) {
+	existing := append(valuesArgs("existing-secret.yaml"), "--set", "admin.enabled=false")
+	tests := []struct {
+		name          string
+		base, changed []string
+	}{
+		{"database URL", valuesArgs("required.yaml"), []string{"--set", "database.url=postgres://u:p@db/payments"}},
+		{"redis URL", valuesArgs("required.yaml"), []string{"--set", "redis.url=redis://redis:6379"}},
+		{"admin password", append(valuesArgs("required.yaml"), "--set", "database.url=postgres://u:p@db/payments,admin.enabled=true,admin.username=ops,admin.password=0123456789abcdef"),
+			[]string{"--set", "admin.password=0123456789abcdefg"}},
+		{"database key", existing, []string{"--set", "existingSecretKeys.databaseUrl=pg-url"}},
+		{"redis key", existing, []string{"--set", "existingSecretKeys.redisUrl=cache-url"}},
+		{"admin password key", existing, []string{"--set", "existingSecretKeys.adminPassword=ui-password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before := only[*appsv1.Deployment](t, decodeAll(t, render(t, tt.base...))).Spec.Template.Annotations
+			after := only[*appsv1.Deployment](t, decodeAll(t, render(t, append(slices.Clone(tt.base), tt.changed...)...))).Spec.Template.Annotations
+			if before["checksum/secrets"] == after["checksum/secrets"] {
+				t.Errorf("checksum/secrets unchanged by %v", tt.changed)
+			}
+		})
+	}
+}
+
 func TestOptionalResources(t *testing.T) {
 	ms := renderScenario(t, scenarios[1])
 	svc := only[*corev1.Service](t, ms)
@@ -568,8 +660,8 @@ func TestOptionalResources(t *testing.T) {
 		}
 	}
 
-	np := only[*networkingv1.NetworkPolicy](t, ms)
 	d := only[*appsv1.Deployment](t, ms)
+	np := named[*networkingv1.NetworkPolicy](t, ms, d.Name)
 	if !labels.Equals(np.Spec.PodSelector.MatchLabels, d.Spec.Selector.MatchLabels) {
 		t.Error("the NetworkPolicy does not select the API pods")
 	}
@@ -588,8 +680,8 @@ func TestOptionalResources(t *testing.T) {
 			egressPorts = append(egressPorts, fmt.Sprintf("%s/%s", p.Port.String(), *p.Protocol))
 		}
 	}
-	if want := []string{"53/UDP", "53/TCP", "443/TCP", "3000/TCP", "12111/TCP"}; !slices.Equal(egressPorts, want) {
-		t.Errorf("egress ports = %v, want %v (DNS, HTTPS, Next.js, extra)", egressPorts, want)
+	if want := []string{"53/UDP", "53/TCP", "443/TCP", "3000/TCP", "5432/TCP", "6380/TCP", "4318/TCP", "12112/TCP"}; !slices.Equal(egressPorts, want) {
+		t.Errorf("egress ports = %v, want %v (DNS, HTTPS, Next.js, PostgreSQL, Redis, OTLP, extra)", egressPorts, want)
 	}
 	testPod := only[*corev1.Pod](t, ms)
 	testAllowed := false
@@ -664,6 +756,47 @@ func TestBadValuesFail(t *testing.T) {
 		{"grace period too short", []string{"--set", "terminationGracePeriodSeconds=25"}, "terminationGracePeriodSeconds (25) must exceed"},
 		{"two PDB bounds", []string{"--set", "podDisruptionBudget.minAvailable=1"}, "set minAvailable or maxUnavailable, not both"},
 		{"scrape timeout above interval", []string{"--set", "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.scrapeTimeout=1m"}, "scrapeTimeout must not exceed"},
+		// Second round: the schema.
+		{"MySQL database URL", []string{"--set", "database.url=mysql://u:p@db/payments"}, "/database/url"},
+		{"Redis URL over http", []string{"--set", "redis.url=http://redis:6379"}, "/redis/url"},
+		{"Redis URL with a path", []string{"--set", "redis.url=redis://redis:6379/cache/0"}, "/redis/url"},
+		{"Stripe API over http off loopback", []string{"--set", "stripe.apiUrl=http://stripe-mock.payments.svc:12111"}, "/stripe/apiUrl"},
+		{"no delivery workers", []string{"--set", "delivery.workers=0"}, "/delivery/workers"},
+		{"too many delivery workers", []string{"--set", "delivery.workers=101"}, "/delivery/workers"},
+		{"too many attempts", []string{"--set", "delivery.maxAttempts=101"}, "/delivery/maxAttempts"},
+		{"retention in days", []string{"--set", "delivery.retention=7d"}, "/delivery/retention"},
+		{"no retention", []string{"--set", "delivery.retention=0s"}, "/delivery/retention"},
+		{"short admin password", []string{"--set", "admin.password=tooshort"}, "/admin/password"},
+		{"admin port out of range", []string{"--set", "admin.port=0"}, "/admin/port"},
+		{"trial too long", []string{"--set", "checkout.trialDays=731"}, "/checkout/trialDays"},
+		{"negative trial", []string{"--set", "checkout.trialDays=-1"}, "/checkout/trialDays"},
+		{"promotion codes as a word", []string{"--set-string", "checkout.allowPromotionCodes=yes"}, "/checkout/allowPromotionCodes"},
+		{"portal configuration without bpc_", []string{"--set", "stripe.portalConfiguration=pc_123"}, "/stripe/portalConfiguration"},
+		{"portal return URL not http", []string{"--set", "portal.returnUrl=javascript:alert(1)"}, "/portal/returnUrl"},
+		{"unknown OTLP protocol", []string{"--set", "tracing.otlpProtocol=udp"}, "/tracing/otlpProtocol"},
+		{"OTLP endpoint without scheme", []string{"--set", "tracing.otlpEndpoint=collector:4318"}, "/tracing/otlpEndpoint"},
+		{"Next.js secret under 32 characters", []string{"--set", "nextjs.webhookSecret=0123456789abcdef0123456789abcde"}, "/nextjs/webhookSecret"},
+		{"checkout error ratio above 1", []string{"--set", "metrics.prometheusRule.checkoutErrorRatio=2"}, "/metrics/prometheusRule/checkoutErrorRatio"},
+		{"rule selector not PromQL", []string{"--set", "metrics.prometheusRule.selector=job"}, "/metrics/prometheusRule/selector"},
+		{"dashboard without labels", []string{"--set", "metrics.grafanaDashboard.labels=null"}, "missing property 'labels'"},
+		{"database key with a slash", []string{"--set", "existingSecretKeys.databaseUrl=a/b"}, "/existingSecretKeys/databaseUrl"},
+		// Second round: the templates' checks.
+		{"admin without a database", []string{"--set", "admin.enabled=true,admin.username=ops,admin.password=0123456789abcdef"}, "admin.enabled needs a database"},
+		{"admin without credentials", []string{"--set", "admin.enabled=true,database.url=postgres://u:p@db/payments"}, "admin.enabled needs admin.username and admin.password"},
+		{"admin on the metrics port", []string{"--set", "admin.enabled=true,admin.port=9090,database.url=postgres://u:p@db/payments,admin.username=ops,admin.password=0123456789abcdef"}, "admin.port 9090 is already"},
+		{"admin with existingSecret but no keys", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,existingSecretKeys.adminPassword="},
+			"admin.enabled with existingSecret needs existingSecretKeys.adminUsername and existingSecretKeys.adminPassword"},
+		{"admin with existingSecret but no database key", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,existingSecretKeys.databaseUrl="},
+			"admin.enabled needs a database"},
+		{"database URL and existingSecret", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,database.url=postgres://u:p@db/payments"},
+			"database.url conflicts with existingSecret"},
+		{"redis URL and existingSecret", []string{"-f", "testdata/existing-secret.yaml", "--set", "stripe.secretKey=,stripe.webhookSecret=,nextjs.webhookSecret=,redis.url=redis://redis:6379"},
+			"redis.url conflicts with existingSecret"},
+		{"database key without existingSecret", []string{"--set", "existingSecretKeys.databaseUrl=database-url"}, "existingSecretKeys.databaseUrl needs existingSecret"},
+		{"redis key without existingSecret", []string{"--set", "existingSecretKeys.redisUrl=redis-url"}, "existingSecretKeys.redisUrl needs existingSecret"},
+		{"same secret for Stripe and Next.js", []string{"--set", "stripe.webhookSecret=whsec_0123456789abcdef0123456789abcdef,nextjs.webhookSecret=whsec_0123456789abcdef0123456789abcdef"},
+			"nextjs.webhookSecret must differ from stripe.webhookSecret"},
+		{"rules without a scrape", []string{"--set", "metrics.prometheusRule.enabled=true"}, "metrics.prometheusRule.enabled needs the metrics scraped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -714,7 +847,8 @@ func TestNotes(t *testing.T) {
 		"stripe listen --forward-to localhost:8001/stripe/webhook",
 		"helm test --namespace payments pay",
 		"https://api.example.com/stripe",
-		"http://web.frontend.svc.cluster.local:8080/api/stripe/forwarded",
+		"http://web.frontend.svc.cluster.local:8080/api/stripe/forwarded, through the durable queue",
+		"kubectl --namespace payments port-forward deployment/pay-payments-api 9191:admin",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, got)

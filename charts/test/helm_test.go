@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -42,20 +43,31 @@ var sentinels = map[string]string{
 	"STRIPE_WEBHOOK_SECRET": "whsec_SENTINELwebhookSecret42",
 	"NEXTJS_WEBHOOK_SECRET": "SENTINEL-nextjs-signing-secret-42",
 	"CLERK_JWT_KEY":         "-----BEGIN PUBLIC KEY-----\nSENTINELclerkPemKey42\n-----END PUBLIC KEY-----\n",
+	"DATABASE_URL":          "postgres://payments:SENTINEL-database-password-42@postgres.db.svc.cluster.local:5432/payments?sslmode=require",
+	"REDIS_URL":             "rediss://:SENTINEL-redis-password-42@redis.cache.svc.cluster.local:6380/0",
+	"ADMIN_USERNAME":        "SENTINEL-admin-user",
+	"ADMIN_PASSWORD":        "SENTINEL-admin-password-42",
 }
 
-// helmBin finds helm through HELM_BIN or PATH. A missing helm fails the test:
-// skipping would let CI pass without checking the chart at all.
-func helmBin(t *testing.T) string {
+// toolBin finds a test tool through its environment variable or PATH. A
+// missing tool fails the test, naming the command that installs it: skipping
+// would let CI pass without checking the chart at all.
+func toolBin(t *testing.T, envVar, name, install string) string {
 	t.Helper()
-	if p := os.Getenv("HELM_BIN"); p != "" {
+	if p := os.Getenv(envVar); p != "" {
 		return p
 	}
-	p, err := exec.LookPath("helm")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("helm not found: set HELM_BIN or put helm on PATH (go install helm.sh/helm/v3/cmd/helm@v3.19.0): %v", err)
+		t.Fatalf("%s not found: run make tools, or set %s or put %s on PATH (%s): %v", name, envVar, name, install, err)
 	}
 	return p
+}
+
+// helmBin finds helm.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	return toolBin(t, "HELM_BIN", "helm", "go install helm.sh/helm/v3/cmd/helm@v3.19.0")
 }
 
 // runHelm runs helm with args and returns stdout, stderr and the error.
@@ -146,6 +158,33 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// prometheusRule is the part of prometheus-operator's PrometheusRule
+// (monitoring.coreos.com/v1) that the chart renders, decoded strictly like
+// the ServiceMonitor.
+type prometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Groups []ruleGroup `json:"groups"`
+	} `json:"spec"`
+}
+
+// ruleGroup is one group of a PrometheusRule, in the shape of a Prometheus
+// rule file's group.
+type ruleGroup struct {
+	Name  string `json:"name"`
+	Rules []rule `json:"rules"`
+}
+
+// rule is one alerting rule.
+type rule struct {
+	Alert       string            `json:"alert"`
+	Expr        string            `json:"expr"`
+	For         string            `json:"for,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
 // newObject returns an empty object of the API type for apiVersion and kind.
 func newObject(apiVersion, kind string) (any, bool) {
 	switch apiVersion + "/" + kind {
@@ -161,6 +200,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &corev1.Pod{}, true
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, true
+	case "batch/v1/Job":
+		return &batchv1.Job{}, true
 	case "autoscaling/v2/HorizontalPodAutoscaler":
 		return &autoscalingv2.HorizontalPodAutoscaler{}, true
 	case "policy/v1/PodDisruptionBudget":
@@ -171,6 +212,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &networkingv1.NetworkPolicy{}, true
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &serviceMonitor{}, true
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return &prometheusRule{}, true
 	}
 	return nil, false
 }
@@ -210,15 +253,34 @@ func decodeAll(t *testing.T, out string) []manifest {
 	return ms
 }
 
-// only returns the single object of type T, failing unless there is exactly one.
-func only[T any](t *testing.T, ms []manifest) T {
+// named returns the object of type T called name, failing when there is none.
+func named[T metav1.Object](t *testing.T, ms []manifest, name string) T {
 	t.Helper()
+	for _, m := range ms {
+		if o, ok := m.Object.(T); ok && o.GetName() == name {
+			return o
+		}
+	}
+	var zero T
+	t.Fatalf("no %T named %s", zero, name)
+	return zero
+}
+
+// all returns every object of type T.
+func all[T any](ms []manifest) []T {
 	var found []T
 	for _, m := range ms {
 		if o, ok := m.Object.(T); ok {
 			found = append(found, o)
 		}
 	}
+	return found
+}
+
+// only returns the single object of type T, failing unless there is exactly one.
+func only[T any](t *testing.T, ms []manifest) T {
+	t.Helper()
+	found := all[T](ms)
 	if len(found) != 1 {
 		var zero T
 		t.Fatalf("got %d objects of type %T, want 1", len(found), zero)

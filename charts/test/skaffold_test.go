@@ -1,6 +1,8 @@
 package chartstest
 
 import (
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
@@ -45,8 +49,27 @@ type skaffoldConfig struct {
 		LocalPort    int    `json:"localPort"`
 	} `json:"portForward"`
 	Profiles []struct {
-		Name string `json:"name"`
+		Name    string `json:"name"`
+		Patches []struct {
+			Op    string `json:"op"`
+			Path  string `json:"path"`
+			Value any    `json:"value"`
+		} `json:"patches"`
 	} `json:"profiles"`
+}
+
+// loadSkaffold reads skaffold.yaml.
+func loadSkaffold(t *testing.T) skaffoldConfig {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "skaffold.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg skaffoldConfig
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // hasValue reports whether the dotted path (with [i] list indexes) exists in values.
@@ -81,10 +104,7 @@ func TestSkaffold(t *testing.T) {
 			t.Errorf("skaffold.yaml uses the deprecated %s", deprecated)
 		}
 	}
-	var cfg skaffoldConfig
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadSkaffold(t)
 	if m := regexp.MustCompile(`^skaffold/v4beta(\d+)$`).FindStringSubmatch(cfg.APIVersion); m == nil || atoi(m[1]) < 11 {
 		t.Errorf("apiVersion %s, want skaffold/v4beta11 or newer", cfg.APIVersion)
 	}
@@ -287,5 +307,110 @@ func TestDeployFiles(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^/?\.env$`).Match(ignore) {
 		t.Error(".gitignore does not ignore .env files: deploy/.env would be committable")
+	}
+}
+
+// TestSkaffoldPostgresProfile checks `skaffold dev -p postgres`: a throwaway
+// PostgreSQL released and waited for before the API, whose migration Job and
+// pods read DATABASE_URL from the dev Secret, pointing at that database.
+func TestSkaffoldPostgresProfile(t *testing.T) {
+	cfg := loadSkaffold(t)
+	api := cfg.Deploy.Helm.Releases[0]
+	var patches []map[string]any
+	for _, p := range cfg.Profiles {
+		if p.Name != "postgres" {
+			continue
+		}
+		for _, pt := range p.Patches {
+			patches = append(patches, map[string]any{"op": pt.Op, "path": pt.Path, "value": pt.Value})
+		}
+	}
+	if len(patches) != 2 {
+		t.Fatalf("postgres profile patches = %v, want 2 (the database release first, then the API's values file)", patches)
+	}
+	db, _ := patches[0]["value"].(map[string]any)
+	if patches[0]["op"] != "add" || patches[0]["path"] != "/deploy/helm/releases/0" || db == nil {
+		t.Fatalf("first patch %v does not insert a release before the API's", patches[0])
+	}
+	if db["chartPath"] != "deploy/postgres-dev" || db["wait"] != true || db["namespace"] != api.Namespace {
+		t.Errorf("database release %v: want chartPath deploy/postgres-dev, wait true, namespace %s", db, api.Namespace)
+	}
+	valuesFile, _ := patches[1]["value"].(string)
+	if patches[1]["op"] != "add" || patches[1]["path"] != "/deploy/helm/releases/1/valuesFiles/-" {
+		t.Errorf("second patch %v does not add a values file to the API release (index 1 once the database goes first)", patches[1])
+	}
+
+	// The database: pinned, restricted, and where DATABASE_URL points.
+	out, stderr, err := runHelm(t, "template", db["name"].(string), filepath.Join(repoRoot, "deploy", "postgres-dev"), "--namespace", api.Namespace, "--kube-version", kubeVersion)
+	if err != nil {
+		t.Fatalf("helm template postgres-dev: %v\n%s", err, stderr)
+	}
+	dbObjects := decodeAll(t, out)
+	dbPod := only[*appsv1.Deployment](t, dbObjects).Spec.Template
+	image := dbPod.Spec.Containers[0].Image
+	if tag := image[strings.LastIndex(image, ":")+1:]; strings.Contains(tag, "/") || tag == "latest" || !regexp.MustCompile(`^[0-9]+\.[0-9]+`).MatchString(tag) {
+		t.Errorf("PostgreSQL image %s is not pinned to a version tag", image)
+	}
+	if v := restrictedViolations(t, &dbPod.ObjectMeta, &dbPod.Spec); v != "" {
+		t.Errorf("the dev PostgreSQL violates restricted: %s", v)
+	}
+	dbSvc := only[*corev1.Service](t, dbObjects)
+	example, err := os.ReadFile(filepath.Join(repoRoot, "deploy", ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^DATABASE_URL=(.+)$`).FindSubmatch(example)
+	if m == nil {
+		t.Fatal("deploy/.env.example has no DATABASE_URL for the postgres profile")
+	}
+	u, err := url.Parse(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHost := fmt.Sprintf("%s.%s.svc.cluster.local:%d", dbSvc.Name, api.Namespace, dbSvc.Spec.Ports[0].Port)
+	var dbName string
+	for _, e := range dbPod.Spec.Containers[0].Env {
+		if e.Name == "POSTGRES_DB" {
+			dbName = e.Value
+		}
+	}
+	if u.Host != wantHost || u.Path != "/"+dbName || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Errorf("DATABASE_URL in .env.example is %s, want postgres://…@%s/%s", m[1], wantHost, dbName)
+	}
+	script, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "dev-secret.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`keys='[^']*\bDATABASE_URL\b`).Match(script) {
+		t.Error("dev-secret.sh does not copy DATABASE_URL into the dev Secret")
+	}
+
+	// The API with the profile's values: durable, its DATABASE_URL from the dev Secret.
+	args := []string{"template", api.Name, filepath.Join(repoRoot, api.ChartPath), "--namespace", api.Namespace, "--kube-version", kubeVersion}
+	for _, f := range append(slices.Clone(api.ValuesFiles), valuesFile) {
+		args = append(args, "-f", filepath.Join(repoRoot, f))
+	}
+	args = append(args, "--set", "clerk.issuer=https://example.clerk.accounts.dev,stripe.priceIds[0]=price_dev")
+	out, stderr, err = runHelm(t, args...)
+	if err != nil {
+		t.Fatalf("helm %q: %v\n%s", args, err, stderr)
+	}
+	ms := decodeAll(t, out)
+	job := only[*batchv1.Job](t, ms)
+	ref := job.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef
+	env, _ := containerEnv(t, ms)
+	var devValues struct {
+		ExistingSecret string `json:"existingSecret"`
+	}
+	dev, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "values-dev.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(dev, &devValues); err != nil {
+		t.Fatal(err)
+	}
+	want := devValues.ExistingSecret + "/DATABASE_URL"
+	if ref.Name+"/"+ref.Key != want || env["DATABASE_URL"] != "secret:"+want {
+		t.Errorf("migration reads %s/%s, pods %s; want both from %s", ref.Name, ref.Key, env["DATABASE_URL"], want)
 	}
 }

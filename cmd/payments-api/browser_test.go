@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,31 +30,30 @@ import (
 // browserPriceID is the price stripe-mock knows, as configured by startStack.
 const browserPriceID = "price_1MoBy5LkdIwHu7ixZhnattbh"
 
-// checkoutPage calls the checkout endpoint the way the Next.js frontend does:
-// fetch with a Bearer token, a JSON body and an Idempotency-Key, which makes the
-// browser send a CORS preflight first. It shows what the page could see of the
-// outcome and reports it to its own server (same origin, so CORS plays no part
-// in the report). html/template escapes the injected values for the script.
-var checkoutPage = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>checkout</title></head>
+// apiPage calls one of the browser-facing routes the way the Next.js frontend
+// does: fetch with a Bearer token (and, for checkout, a JSON body and an
+// Idempotency-Key), which makes the browser send a CORS preflight first. It
+// shows what the page could see of the outcome and reports it to its own
+// server (same origin, so CORS plays no part in the report). html/template
+// escapes the injected values for the script.
+var apiPage = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>payments</title></head>
 <body><pre id="result">pending</pre>
 <script>
 const report = (v) => {
   document.getElementById("result").textContent = JSON.stringify(v);
   fetch("/result", {method: "POST", body: JSON.stringify(v)});
 };
-fetch({{.API}} + "/stripe/checkout", {
-  method: "POST",
-  headers: {
-    "Authorization": "Bearer " + {{.Token}},
-    "Content-Type": "application/json",
-    "Idempotency-Key": {{.Key}},
-  },
-  body: JSON.stringify({price_id: {{.PriceID}}}),
+fetch({{.API}} + {{.Route}}, {
+  method: {{.Method}},
+  headers: {{.Headers}},
+  body: {{.Body}} || undefined,
 })
   .then((r) => r.json().then((body) => report({
     status: r.status,
     session_id: body.session_id || "",
+    url: body.url || "",
+    customer_id: body.customer_id || "",
     request_id: r.headers.get("X-Request-ID") || "",
   })))
   .catch((e) => report({error: e.name, message: e.message}));
@@ -61,25 +61,51 @@ fetch({{.API}} + "/stripe/checkout", {
 </body></html>
 `))
 
-// pageData is what the test injects into checkoutPage.
+// pageData is what the test injects into apiPage.
 type pageData struct {
-	API, Token, Key, PriceID string
+	API, Route, Method, Body string
+	Headers                  map[string]string
 }
 
-// browserResult is what checkoutPage saw of its fetch.
+// call is one of the browser-facing routes as the frontend calls it.
+type call struct {
+	route, method, body string
+	headers             map[string]string
+}
+
+func checkoutCall(token, key string) call {
+	return call{"/stripe/checkout", http.MethodPost, `{"price_id":"` + browserPriceID + `"}`, map[string]string{
+		"Authorization": "Bearer " + token, "Content-Type": "application/json", "Idempotency-Key": key,
+	}}
+}
+
+func portalCall(token string) call {
+	return call{"/stripe/portal", http.MethodPost, "", map[string]string{"Authorization": "Bearer " + token}}
+}
+
+func subscriptionCall(token string) call {
+	return call{"/stripe/subscription", http.MethodGet, "", map[string]string{"Authorization": "Bearer " + token}}
+}
+
+// browserResult is what apiPage saw of its fetch.
 type browserResult struct {
-	Status    int    `json:"status"`
-	SessionID string `json:"session_id"`
-	RequestID string `json:"request_id"`
-	Error     string `json:"error"`
-	Message   string `json:"message"`
+	Status     int    `json:"status"`
+	SessionID  string `json:"session_id"`
+	URL        string `json:"url"`
+	CustomerID string `json:"customer_id"`
+	RequestID  string `json:"request_id"`
+	Error      string `json:"error"`
+	Message    string `json:"message"`
 }
 
-// page is a loopback web server for checkoutPage, with what its page reported.
+// page is a loopback web server for apiPage, with what its page reported.
 type page struct {
 	srv     *httptest.Server
 	origin  string
 	results chan browserResult
+
+	mu   sync.Mutex
+	data pageData // what the next load calls
 }
 
 // newPage makes an unstarted page server: its origin is known at once, so that
@@ -92,14 +118,17 @@ func newPage(t *testing.T) *page {
 	return &page{srv: srv, origin: "http://" + srv.Listener.Addr().String(), results: make(chan browserResult, 1)}
 }
 
-// start serves checkoutPage with data at / and takes its report at /result.
-func (p *page) start(t *testing.T, data pageData) {
+// start serves apiPage at / and takes its report at /result.
+func (p *page) start(t *testing.T) {
 	t.Helper()
 	p.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/":
+			p.mu.Lock()
+			data := p.data
+			p.mu.Unlock()
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			if err := checkoutPage.Execute(w, data); err != nil {
+			if err := apiPage.Execute(w, data); err != nil {
 				t.Errorf("render page: %v", err)
 			}
 		case r.Method == http.MethodPost && r.URL.Path == "/result":
@@ -119,6 +148,13 @@ func (p *page) start(t *testing.T, data pageData) {
 		}
 	})
 	p.srv.Start()
+}
+
+// will makes the page's next load make c to the API at api.
+func (p *page) will(api string, c call) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.data = pageData{API: api, Route: c.route, Method: c.method, Body: c.body, Headers: c.headers}
 }
 
 // browser is a headless Chromium driven through the DevTools protocol on a
@@ -141,7 +177,7 @@ func startChromium(t *testing.T) *browser {
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("this test drives a real headless Chromium and cannot run without it: %v "+
-			"(install it with `apt-get install -y chromium`, as CI does)", err)
+			"(`make test` installs it, or says how: see scripts/setup)", err)
 	}
 	cmdR, cmdW, err := os.Pipe()
 	if err != nil {
@@ -244,33 +280,43 @@ func scrape(t *testing.T, st *stack) prometheus.Gatherer {
 	})
 }
 
-// checkoutCounts are the service's own counts of what reached it on
-// /stripe/checkout.
-type checkoutCounts struct {
-	preflights, preflightsRefused, posts, created float64
+// routeCounts are the service's own counts of what reached it on one route,
+// and the stand-in's count of what reached Stripe for it.
+type routeCounts struct {
+	preflights, preflightsRefused, calls float64
+	stripeCalls                          int
 }
 
-func readCheckoutCounts(t *testing.T, st *stack) checkoutCounts {
+// stripeEffect is the Stripe call each route makes once it serves a user.
+var stripeEffect = map[string][2]string{
+	"/stripe/checkout":     {http.MethodPost, "/v1/checkout/sessions"},
+	"/stripe/portal":       {http.MethodPost, "/v1/billing_portal/sessions"},
+	"/stripe/subscription": {http.MethodGet, "/v1/customers/search"},
+}
+
+func readCounts(t *testing.T, st *stack, c call) routeCounts {
 	t.Helper()
 	g := scrape(t, st)
 	const requests = "payments_api_http_requests_total"
-	route := "/stripe/checkout"
-	return checkoutCounts{
-		preflights:        metricstest.Sum(t, g, requests, map[string]string{"route": route, "method": http.MethodOptions}),
-		preflightsRefused: metricstest.Sum(t, g, requests, map[string]string{"route": route, "method": http.MethodOptions, "code": "403"}),
-		posts:             metricstest.Sum(t, g, requests, map[string]string{"route": route, "method": http.MethodPost}),
-		created:           metricstest.Sum(t, g, "payments_api_checkout_sessions_total", map[string]string{"outcome": "created"}),
+	effect := stripeEffect[c.route]
+	return routeCounts{
+		preflights:        metricstest.Sum(t, g, requests, map[string]string{"route": c.route, "method": http.MethodOptions}),
+		preflightsRefused: metricstest.Sum(t, g, requests, map[string]string{"route": c.route, "method": http.MethodOptions, "code": "403"}),
+		calls:             metricstest.Sum(t, g, requests, map[string]string{"route": c.route, "method": c.method}),
+		stripeCalls:       len(st.stripe.CallsTo(effect[0], effect[1])),
 	}
 }
 
-// TestBrowserCheckoutCORS proves CORS in a real browser: headless Chromium
-// loads the same checkout page from the allowed origin and from foreign ones,
-// and each page calls POST /stripe/checkout with fetch and a valid Bearer
-// token. The allowed page gets a Checkout Session; a foreign page's preflight
-// is refused by the service (counted as a 403 OPTIONS), its fetch throws, and
-// no POST arrives and no session is created, although its token is as valid as
-// the allowed page's (a leaked token is useless to another site).
-func TestBrowserCheckoutCORS(t *testing.T) {
+// TestBrowserCORS proves CORS in a real browser: headless Chromium loads the
+// same pages from the allowed origin and from foreign ones, and each page
+// calls POST /stripe/checkout, POST /stripe/portal and GET
+// /stripe/subscription with fetch and a valid Bearer token. The allowed pages
+// get a Checkout Session, a billing portal URL and the user's state; a
+// foreign page's preflight is refused by the service (counted as a 403
+// OPTIONS), its fetch throws, and no request arrives and nothing reaches
+// Stripe, although its token is as valid as the allowed page's (a leaked
+// token is useless to another site).
+func TestBrowserCORS(t *testing.T) {
 	chrome := startChromium(t) // starts while the stack does
 
 	allowed := newPage(t) // http://127.0.0.1:<port>
@@ -287,33 +333,43 @@ func TestBrowserCheckoutCORS(t *testing.T) {
 	})
 	waitReady(t, st.svc.url)
 	// Every page holds a token the service accepts: only CORS stands between
-	// a foreign page and a Checkout Session.
+	// a foreign page and the user's billing.
 	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_browser", AuthorizedParty: allowed.origin})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := func(key string) pageData {
-		return pageData{API: st.svc.url, Token: token, Key: key, PriceID: browserPriceID}
+	for _, p := range []*page{allowed, foreignPort, foreignHost} {
+		p.start(t)
 	}
-	allowed.start(t, data("browser-allowed"))
-	foreignPort.start(t, data("browser-foreign-port"))
-	foreignHost.start(t, data("browser-foreign-host"))
 
-	before := readCheckoutCounts(t, st)
-	res := chrome.load(t, allowed)
-	if res.Status != http.StatusOK || !strings.HasPrefix(res.SessionID, "cs_") || res.Error != "" {
-		t.Fatalf("allowed origin %s: the page saw %+v, want status 200 and a cs_ session id", allowed.origin, res)
-	}
-	if res.RequestID == "" {
-		t.Errorf("allowed origin: the page cannot read X-Request-ID, want it exposed to the browser")
-	}
-	if got, want := readCheckoutCounts(t, st), (checkoutCounts{
-		preflights:        before.preflights + 1,
-		preflightsRefused: before.preflightsRefused,
-		posts:             before.posts + 1,
-		created:           before.created + 1,
-	}); got != want {
-		t.Fatalf("allowed origin: the service counted %+v, want %+v (one preflight allowed, one POST, one session)", got, want)
+	// The allowed origin, in the order a user goes: checkout makes the
+	// customer that the portal and the state then find.
+	for _, tc := range []struct {
+		call  call
+		check func(browserResult) bool
+		want  string
+	}{
+		{checkoutCall(token, "browser-allowed"), func(r browserResult) bool { return strings.HasPrefix(r.SessionID, "cs_") }, "a cs_ session id"},
+		{portalCall(token), func(r browserResult) bool { return strings.HasPrefix(r.URL, "https://billing.stripe.com/") }, "a billing portal URL"},
+		{subscriptionCall(token), func(r browserResult) bool { return strings.HasPrefix(r.CustomerID, "cus_") }, "the user's customer"},
+	} {
+		before := readCounts(t, st, tc.call)
+		allowed.will(st.svc.url, tc.call)
+		res := chrome.load(t, allowed)
+		if res.Status != http.StatusOK || !tc.check(res) || res.Error != "" {
+			t.Fatalf("allowed origin %s, %s %s: the page saw %+v, want status 200 and %s", allowed.origin, tc.call.method, tc.call.route, res, tc.want)
+		}
+		if res.RequestID == "" {
+			t.Errorf("allowed origin, %s: the page cannot read X-Request-ID, want it exposed to the browser", tc.call.route)
+		}
+		if got, want := readCounts(t, st, tc.call), (routeCounts{
+			preflights:        before.preflights + 1,
+			preflightsRefused: before.preflightsRefused,
+			calls:             before.calls + 1,
+			stripeCalls:       before.stripeCalls + 1,
+		}); got != want {
+			t.Fatalf("allowed origin, %s: the service counted %+v, want %+v (one preflight allowed, one call, one Stripe call)", tc.call.route, got, want)
+		}
 	}
 
 	for _, tc := range []struct {
@@ -323,22 +379,25 @@ func TestBrowserCheckoutCORS(t *testing.T) {
 		{"foreign port", foreignPort},
 		{"foreign host", foreignHost},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := readCheckoutCounts(t, st)
-			res := chrome.load(t, tc.page)
-			if got, want := res, (browserResult{Error: "TypeError", Message: "Failed to fetch"}); got != want {
-				t.Errorf("foreign origin %s: the page saw %+v, want fetch to throw %+v", tc.page.origin, got, want)
-			}
-			// The browser did reach the service, which refused the preflight,
-			// and the POST never left the browser.
-			if got, want := readCheckoutCounts(t, st), (checkoutCounts{
-				preflights:        before.preflights + 1,
-				preflightsRefused: before.preflightsRefused + 1,
-				posts:             before.posts,
-				created:           before.created,
-			}); got != want {
-				t.Errorf("foreign origin %s: the service counted %+v, want %+v (one preflight refused with 403, no POST, no session)", tc.page.origin, got, want)
-			}
-		})
+		for _, c := range []call{checkoutCall(token, "browser-"+tc.name), portalCall(token), subscriptionCall(token)} {
+			t.Run(tc.name+" "+c.route, func(t *testing.T) {
+				before := readCounts(t, st, c)
+				tc.page.will(st.svc.url, c)
+				res := chrome.load(t, tc.page)
+				if got, want := res, (browserResult{Error: "TypeError", Message: "Failed to fetch"}); got != want {
+					t.Errorf("foreign origin %s: the page saw %+v, want fetch to throw %+v", tc.page.origin, got, want)
+				}
+				// The browser did reach the service, which refused the
+				// preflight, and the call never left the browser.
+				if got, want := readCounts(t, st, c), (routeCounts{
+					preflights:        before.preflights + 1,
+					preflightsRefused: before.preflightsRefused + 1,
+					calls:             before.calls,
+					stripeCalls:       before.stripeCalls,
+				}); got != want {
+					t.Errorf("foreign origin %s: the service counted %+v, want %+v (one preflight refused with 403, no call, nothing to Stripe)", tc.page.origin, got, want)
+				}
+			})
+		}
 	}
 }

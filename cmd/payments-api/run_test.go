@@ -17,16 +17,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v76/webhook"
-
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/stripemock"
+	"github.com/acme/payments-api/internal/stripetest"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 const (
 	testWebhookSecret = "whsec_e2eStripeSecret"
-	testNextSecret    = "nextjs-e2e-forward-secret"
+	testNextSecret    = "nextjs-e2e-forward-secret-0123456789"
 	testOrigin        = "https://app.example.com"
 )
 
@@ -112,11 +113,13 @@ func startService(t *testing.T, env map[string]string) *service {
 }
 
 // stack is the real service wired to stand-ins for Clerk and Next.js and to the
-// real stripe-mock.
+// real stripe-mock, behind the stateful Stripe stand-in (customers and
+// subscriptions as Stripe keeps them).
 type stack struct {
-	clerk *fakeclerk.Clerk
-	next  *fakenext.Receiver
-	svc   *service
+	clerk  *fakeclerk.Clerk
+	next   *fakenext.Receiver
+	stripe *stripetest.Proxy
+	svc    *service
 }
 
 func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.Option) *stack {
@@ -131,7 +134,7 @@ func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.O
 	next := fakenext.New(testNextSecret, nextOpts...)
 	nextSrv := httptest.NewServer(next)
 	t.Cleanup(nextSrv.Close)
-	mock := stripemock.Start(t)
+	stripe := stripetest.Start(t, stripemock.Start(t).URL)
 
 	env := map[string]string{
 		"LISTEN_ADDR":           "127.0.0.1:0",
@@ -140,7 +143,7 @@ func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.O
 		"CLERK_ISSUER":          clerkSrv.URL,
 		"STRIPE_SECRET_KEY":     stripemock.Key,
 		"STRIPE_WEBHOOK_SECRET": testWebhookSecret,
-		"STRIPE_API_URL":        mock.URL,
+		"STRIPE_API_URL":        stripe.URL,
 		"STRIPE_PRICE_IDS":      "price_1MoBy5LkdIwHu7ixZhnattbh",
 		"NEXTJS_WEBHOOK_URL":    nextSrv.URL + "/api/payments/webhook",
 		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
@@ -150,7 +153,7 @@ func startStack(t *testing.T, extraEnv map[string]string, nextOpts ...fakenext.O
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	return &stack{clerk: clerk, next: next, svc: startService(t, env)}
+	return &stack{clerk: clerk, next: next, stripe: stripe, svc: startService(t, env)}
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -169,7 +172,13 @@ func get(t *testing.T, url string) (int, string) {
 // go test's own timeout.
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	const limit = 10 * time.Second
+	eventuallyWithin(t, 10*time.Second, what, ok)
+}
+
+// eventuallyWithin is eventually with a limit of the caller's: the database's
+// own timers (River's rescuer, a schema re-check) need longer than 10 s.
+func eventuallyWithin(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
 	for deadline := time.Now().Add(limit); !ok(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up after %s waiting for %s", limit, what)
@@ -188,8 +197,7 @@ func waitReady(t *testing.T, base string) {
 func signedEvent(t *testing.T, id, typ string) ([]byte, string) {
 	t.Helper()
 	body := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2025-09-30.clover","type":%q,"data":{"object":{"id":"cs_test_1","object":"checkout.session","client_reference_id":"user_e2e"}}}`, id, typ))
-	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: testWebhookSecret})
-	return body, signed.Header
+	return body, webhooktest.Sign(body, testWebhookSecret, time.Now())
 }
 
 func postWebhook(ctx context.Context, base string, body []byte, sig string) (*http.Response, error) {
@@ -231,6 +239,40 @@ func TestRunEndToEnd(t *testing.T) {
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != testOrigin {
 		t.Errorf("checkout Access-Control-Allow-Origin = %q", got)
 	}
+	customers := st.stripe.Customers()
+	if len(customers) != 1 || customers[0].Metadata["clerk_user_id"] != "user_e2e" || customers[0].Email != "e2e@example.com" {
+		t.Fatalf("Stripe customers after the first checkout: %+v, want one for user_e2e", customers)
+	}
+
+	// The billing portal, for the customer the checkout made.
+	resp = userRequest(t, http.MethodPost, base+"/stripe/portal", token)
+	var portal struct {
+		URL string `json:"url"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&portal)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || !strings.HasPrefix(portal.URL, "https://billing.stripe.com/") {
+		t.Fatalf("portal: status %d, %+v, %v", resp.StatusCode, portal, err)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != testOrigin {
+		t.Errorf("portal Access-Control-Allow-Origin = %q", got)
+	}
+
+	// The user subscribed (as Stripe would have it after the checkout): the
+	// state shows it, and a second subscription checkout is refused.
+	sub := st.stripe.AddSubscription(customers[0].ID, stripetest.Subscription{Status: "active", PriceID: "price_1MoBy5LkdIwHu7ixZhnattbh", Quantity: 1})
+	resp = userRequest(t, http.MethodGet, base+"/stripe/subscription", token)
+	state, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantState := fmt.Sprintf(`{"customer_id":%q,"subscriptions":[{"id":%q,"status":"active","price_id":"price_1MoBy5LkdIwHu7ixZhnattbh","quantity":1,"current_period_end":null,"cancel_at_period_end":false,"trial_end":null}]}`, customers[0].ID, sub)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(state)) != wantState {
+		t.Errorf("subscription state: %d %s\nwant %s", resp.StatusCode, state, wantState)
+	}
+	resp = postCheckout(t, base, token, "application/json", `{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`)
+	guard := problemtest.Read(t, resp)
+	if p := problemtest.Decode(t, guard); guard.Status != http.StatusConflict || !strings.Contains(p.Detail, "billing portal") {
+		t.Errorf("second subscription checkout: %d %q, want 409 pointing to the billing portal", guard.Status, p.Detail)
+	}
 
 	body, sig := signedEvent(t, "evt_e2e_1", "checkout.session.completed")
 	resp, err = postWebhook(context.Background(), base, body, sig)
@@ -254,6 +296,12 @@ func TestRunEndToEnd(t *testing.T) {
 	for _, want := range []string{
 		`payments_api_http_requests_total{code="200",method="POST",route="/stripe/checkout"} 1`,
 		`payments_api_http_requests_total{code="200",method="POST",route="/stripe/webhook"} 1`,
+		`payments_api_http_requests_total{code="200",method="POST",route="/stripe/portal"} 1`,
+		`payments_api_http_requests_total{code="200",method="GET",route="/stripe/subscription"} 1`,
+		`payments_api_checkout_sessions_total{outcome="already_subscribed"} 1`,
+		`payments_api_customers_total{outcome="created"} 1`,
+		`payments_api_customers_total{outcome="found"} 1`,
+		`payments_api_portal_sessions_total{outcome="created"} 1`,
 		"payments_api_http_request_duration_seconds_bucket",
 		"payments_api_checkout_sessions_total",
 		"payments_api_webhook_events_total",
@@ -764,6 +812,22 @@ func TestHealthcheckDefaultURL(t *testing.T) {
 
 // postCheckout sends POST /stripe/checkout as the frontend does, with token as
 // the bearer; the caller closes the body.
+// userRequest sends method url as the frontend does, with token and no body.
+func userRequest(t *testing.T, method, url, token string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Origin", testOrigin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func postCheckout(t *testing.T, base, token, contentType, body string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/stripe/checkout", strings.NewReader(body))

@@ -48,9 +48,9 @@ func (b *syncBuffer) String() string {
 }
 
 // ports are the sandbox's addresses, free loopback ports chosen by the test.
-type ports struct{ api, metrics, clerk, next, mock string }
+type ports struct{ api, metrics, clerk, next, mock, admin string }
 
-// freePorts picks five loopback ports that are free now, from below the
+// freePorts picks six loopback ports that are free now, from below the
 // kernel's ephemeral range when it can. A port bound to :0 and released comes
 // from that range, and any outbound connection on the machine (the other test
 // packages make many) may take it again before the sandbox binds it, seconds
@@ -67,7 +67,7 @@ func freePorts(t *testing.T) ports {
 		}
 	}
 	var addrs []string
-	for draws := 0; len(addrs) < 5; draws++ {
+	for draws := 0; len(addrs) < 6; draws++ {
 		port := 0
 		if hi > lo && draws < 1000 {
 			port = lo + rand.IntN(hi-lo)
@@ -79,16 +79,16 @@ func freePorts(t *testing.T) ports {
 			}
 			t.Fatal(err)
 		}
-		defer ln.Close() // held until all five are chosen, so they differ
+		defer ln.Close() // held until all six are chosen, so they differ
 		addrs = append(addrs, ln.Addr().String())
 	}
-	return ports{api: addrs[0], metrics: addrs[1], clerk: addrs[2], next: addrs[3], mock: addrs[4]}
+	return ports{api: addrs[0], metrics: addrs[1], clerk: addrs[2], next: addrs[3], mock: addrs[4], admin: addrs[5]}
 }
 
 func (p ports) args(extra ...string) []string {
 	return append([]string{"sandbox",
 		"-api-addr", p.api, "-metrics-addr", p.metrics, "-clerk-addr", p.clerk,
-		"-next-addr", p.next, "-stripe-mock-addr", p.mock}, extra...)
+		"-next-addr", p.next, "-stripe-mock-addr", p.mock, "-admin-addr", p.admin}, extra...)
 }
 
 // testEnv is the sandbox's environment: nothing but where stripe-mock is, when
@@ -282,12 +282,14 @@ func TestSandboxEndToEnd(t *testing.T) {
 				t.Skipf("%s not installed: %v", tool, err)
 			}
 		}
+		// Each command's output ends with a marker line, to be told apart.
+		const marker = "\n@@@\n"
 		var script []string
 		for _, c := range tryCommands(settings{apiAddr: p.api, clerkAddr: p.clerk, nextAddr: p.next, prices: "price_basic,price_pro"}) {
 			if !strings.Contains(sb.stdout.String(), c.cmd) {
 				t.Fatalf("the banner does not show %q", c.cmd)
 			}
-			script = append(script, c.cmd)
+			script = append(script, c.cmd, `printf '`+strings.ReplaceAll(marker, "\n", `\n`)+`'`)
 		}
 		cmd := exec.Command("bash", "-euc", strings.Join(script, "\n"))
 		var stderr bytes.Buffer
@@ -296,17 +298,64 @@ func TestSandboxEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("commands failed: %v\nstdout:\n%s\nstderr:\n%s", err, out, &stderr)
 		}
-		var res triggerResult
-		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatalf("trigger printed %q: %v", out, err)
+		steps := strings.Split(strings.TrimSuffix(string(out), marker), marker)
+		if len(steps) != 8 {
+			t.Fatalf("%d outputs, want one per command:\n%s", len(steps), out)
 		}
-		if got, want := compact(t, res.ServiceAnswer), `{"received":true,"forwarded":true}`; got != want {
-			t.Errorf("service answer = %s, want %s", got, want)
+		decode := func(i int, into any) {
+			t.Helper()
+			if err := json.Unmarshal([]byte(steps[i]), into); err != nil {
+				t.Fatalf("step %d printed %q: %v", i+1, steps[i], err)
+			}
 		}
-		if !strings.Contains(stderr.String(), `"session_id":"`+res.ObjectID+`"`) {
-			t.Errorf("step 2 did not show the session %s it triggered: %s", res.ObjectID, &stderr)
+		forwarded := func(i int, typ string) triggerResult {
+			t.Helper()
+			var res triggerResult
+			decode(i, &res)
+			if got, want := compact(t, res.ServiceAnswer), `{"received":true,"forwarded":true}`; got != want || res.Type != typ {
+				t.Errorf("step %d: %s answered %s, want %s forwarded", i+1, res.Type, got, typ)
+			}
+			sb.waitOutput(t, "next.js received "+res.EventID+" "+typ+" -> 200")
+			return res
 		}
-		sb.waitOutput(t, "next.js received "+res.EventID+" checkout.session.completed -> 200")
+
+		// 2-3: a session, and its webhook.
+		completed := forwarded(2, "checkout.session.completed")
+		if !strings.Contains(stderr.String(), `"session_id":"`+completed.ObjectID+`"`) {
+			t.Errorf("step 2 did not show the session %s it triggered: %s", completed.ObjectID, &stderr)
+		}
+		// 4-5: subscribed, and the state says so.
+		created := forwarded(3, "customer.subscription.created")
+		var state struct {
+			CustomerID    string `json:"customer_id"`
+			Subscriptions []struct {
+				ID, Status string
+			} `json:"subscriptions"`
+		}
+		decode(4, &state)
+		if !strings.HasPrefix(state.CustomerID, "cus_") || len(state.Subscriptions) != 1 ||
+			state.Subscriptions[0].ID != created.Subscription || state.Subscriptions[0].Status != "active" {
+			t.Errorf("step 5: state %+v, want the customer with %s active", state, created.Subscription)
+		}
+		// 6: the portal.
+		var portal struct{ URL string }
+		decode(5, &portal)
+		if !strings.HasPrefix(portal.URL, "https://billing.stripe.com/") {
+			t.Errorf("step 6: portal %q, want a billing portal URL", portal.URL)
+		}
+		// 7: no second subscription.
+		var refused struct {
+			Status int
+			Detail string
+		}
+		decode(6, &refused)
+		if refused.Status != http.StatusConflict || !strings.Contains(refused.Detail, "billing portal") {
+			t.Errorf("step 7: %+v, want a 409 pointing to the billing portal", refused)
+		}
+		// 8: canceled.
+		if deleted := forwarded(7, "customer.subscription.deleted"); deleted.Subscription != created.Subscription || deleted.SubStatus != "canceled" {
+			t.Errorf("step 8: %+v, want %s canceled", deleted, created.Subscription)
+		}
 	})
 
 	// Ctrl-C: everything stops, the service gracefully.

@@ -10,12 +10,15 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/acme/payments-api/internal/stripetest"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 // eventKind says how to build the object of one event type.
@@ -27,6 +30,13 @@ type eventKind struct {
 	// status and paymentStatus are set on checkout sessions: what Stripe's
 	// session looks like when it sends this event.
 	status, paymentStatus string
+	// lifecycle marks the subscription life-cycle events: with the sandbox's
+	// own Stripe stand-in they act on the user's subscription first, giving
+	// it subStatus ("" leaves it as it is; "new" makes one).
+	lifecycle bool
+	subStatus string
+	// invoiceStatus is set on invoices.
+	invoiceStatus string
 }
 
 // eventKinds lists the event types the trigger sends.
@@ -35,13 +45,31 @@ func eventKinds() map[string]eventKind {
 	paid, unpaid := session, session
 	paid.status, paid.paymentStatus = "complete", "paid"
 	unpaid.status, unpaid.paymentStatus = "complete", "unpaid"
+	sub := func(status string) eventKind {
+		return eventKind{resource: "/v1/subscriptions/", object: "subscription", param: "subscription", prefix: "sub_", lifecycle: true, subStatus: status}
+	}
+	invoice := func(status, subStatus string) eventKind {
+		return eventKind{resource: "/v1/invoices/", object: "invoice", param: "invoice", prefix: "in_", lifecycle: true, subStatus: subStatus, invoiceStatus: status}
+	}
 	return map[string]eventKind{
 		"checkout.session.completed":               paid,
 		"checkout.session.async_payment_succeeded": paid,
 		"checkout.session.async_payment_failed":    unpaid,
 		"customer.created":                         {resource: "/v1/customers/", object: "customer", param: "customer", prefix: "cus_"},
+		"customer.subscription.created":            sub("new"),
+		"customer.subscription.updated":            sub(""), // or ?status=…
+		"customer.subscription.deleted":            sub("canceled"),
+		"customer.subscription.paused":             sub("paused"),
+		"customer.subscription.resumed":            sub("active"),
+		"customer.subscription.trial_will_end":     sub("trialing"),
+		"invoice.paid":                             invoice("paid", "active"),
+		"invoice.payment_failed":                   invoice("open", "past_due"),
+		"invoice.payment_action_required":          invoice("open", ""),
 	}
 }
+
+// subscriptionStatuses are the statuses ?status= may give a subscription.
+var subscriptionStatuses = []string{"active", "trialing", "past_due", "unpaid", "canceled", "incomplete", "incomplete_expired", "paused"}
 
 // trigger answers POST /trigger?type=…&session=…&user=…: it builds an event as
 // Stripe would send it, signs it with the service's STRIPE_WEBHOOK_SECRET,
@@ -52,6 +80,12 @@ type trigger struct {
 	secret               string // STRIPE_WEBHOOK_SECRET
 	client               *http.Client
 	out                  *console
+	// stand is the sandbox's Stripe stand-in (nil with a Stripe of the
+	// user's): life-cycle events change the user's subscription in it, so
+	// that payments-api's answers follow. price is what a new subscription
+	// is for.
+	stand *stripetest.Proxy
+	price string
 }
 
 // triggerResult is the answer of POST /trigger.
@@ -60,6 +94,8 @@ type triggerResult struct {
 	Type          string          `json:"type"`
 	ObjectID      string          `json:"object_id"`
 	ObjectSource  string          `json:"object_source"` // "stripe" or "made up: <why>"
+	Subscription  string          `json:"subscription,omitempty"`
+	SubStatus     string          `json:"subscription_status,omitempty"`
 	ServiceStatus int             `json:"service_status"`
 	ServiceAnswer json.RawMessage `json:"service_answer"`
 }
@@ -86,7 +122,28 @@ func (t *trigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if st := q.Get("status"); st != "" && (!kind.lifecycle || !slices.Contains(subscriptionStatuses, st)) {
+		http.Error(w, fmt.Sprintf("status %q: only subscription and invoice events take one, of %s", st, strings.Join(subscriptionStatuses, ", ")), http.StatusBadRequest)
+		return
+	}
+	var life lifeChange
+	if kind.lifecycle && t.stand != nil {
+		var err error
+		if life, err = t.live(kind, q, user); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		if kind.object == "subscription" {
+			id = life.subscription
+		}
+	}
+
 	obj, source := t.fetch(r.Context(), kind, id)
+	if life.subscription != "" && kind.object == "invoice" {
+		// What Stripe's invoice of that subscription holds.
+		obj["customer"], obj["subscription"], obj["status"] = life.customer, life.subscription, kind.invoiceStatus
+		obj["paid"] = kind.invoiceStatus == "paid"
+	}
 	if kind.status != "" {
 		// What payments-api put on the session at checkout (stripe-mock does
 		// not remember it), and the state Stripe sends this event in.
@@ -117,11 +174,66 @@ func (t *trigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res.ObjectID, res.ObjectSource = id, source
+	res.Subscription, res.SubStatus = life.subscription, life.status
 	t.out.printf("sandbox: sent %s %s (%s) -> %d %s", ev.ID, typ, id, res.ServiceStatus, res.ServiceAnswer)
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(res)
+}
+
+// lifeChange is what a life-cycle event did to the stand-in's state.
+type lifeChange struct {
+	customer, subscription, status string
+}
+
+// live applies a life-cycle event to the user's subscription in the stand-in:
+// a new one for customer.subscription.created, else the one named by
+// ?subscription= or the user's newest, given the event's status (or, for
+// updated, ?status=).
+func (t *trigger) live(kind eventKind, q url.Values, user string) (lifeChange, error) {
+	var c lifeChange
+	for _, cu := range t.stand.Customers() {
+		if cu.Metadata["clerk_user_id"] == user {
+			c.customer = cu.ID
+			break // the oldest, as payments-api picks
+		}
+	}
+	if c.customer == "" {
+		return c, fmt.Errorf("%s has no Stripe customer yet: run a checkout as that user first", user)
+	}
+	status := cmp.Or(q.Get("status"), kind.subStatus)
+	if kind.subStatus == "new" {
+		c.status = cmp.Or(q.Get("status"), "active")
+		c.subscription = t.stand.AddSubscription(c.customer, stripetest.Subscription{
+			Status: c.status, PriceID: cmp.Or(q.Get("price"), t.price), Quantity: 1,
+			Created: time.Now().Unix(), CurrentPeriodEnd: time.Now().AddDate(0, 1, 0).Unix(),
+			Metadata: map[string]string{"user_id": user},
+		})
+		return c, nil
+	}
+	subs := t.stand.Subscriptions(c.customer)
+	for _, s := range subs {
+		if s.ID == q.Get("subscription") || (q.Get("subscription") == "" && s.Created >= lastCreated(subs)) {
+			c.subscription, c.status = s.ID, s.Status
+		}
+	}
+	if c.subscription == "" {
+		return c, fmt.Errorf("%s has no such subscription: send customer.subscription.created first", user)
+	}
+	if status != "" {
+		t.stand.SetSubscriptionStatus(c.subscription, status)
+		c.status = status
+	}
+	return c, nil
+}
+
+func lastCreated(subs []stripetest.Subscription) int64 {
+	var last int64
+	for _, s := range subs {
+		last = max(last, s.Created)
+	}
+	return last
 }
 
 // plainID reports whether s looks like a Stripe or Clerk id, so that it can
@@ -207,15 +319,13 @@ func (t *trigger) send(ctx context.Context, ev event) (triggerResult, error) {
 	if err != nil {
 		return triggerResult{}, err
 	}
-	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
-		Payload: body, Secret: t.secret, Timestamp: time.Now(),
-	})
+	signature := webhooktest.Sign(body, t.secret, time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.webhookURL, bytes.NewReader(body))
 	if err != nil {
 		return triggerResult{}, err
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Stripe-Signature", signed.Header)
+	req.Header.Set("Stripe-Signature", signature)
 	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
 	res, err := t.client.Do(req)
 	if err != nil {

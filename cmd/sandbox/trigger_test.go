@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/acme/payments-api/internal/stripemock"
+	"github.com/acme/payments-api/internal/stripetest"
 )
 
 const triggerSecret = "whsec_triggerTestSecret"
@@ -172,7 +173,9 @@ func TestTriggerInputs(t *testing.T) {
 		wantBody                        string
 	}{
 		{"GET", http.MethodGet, "type=checkout.session.completed", svc.URL, http.StatusMethodNotAllowed, "use POST"},
-		{"unknown type", http.MethodPost, "type=invoice.paid", svc.URL, http.StatusBadRequest, "checkout.session.completed, customer.created"},
+		{"unknown type", http.MethodPost, "type=charge.refunded", svc.URL, http.StatusBadRequest, "checkout.session.completed, customer.created, customer.subscription.created"},
+		{"unknown status", http.MethodPost, "type=customer.subscription.updated&status=frozen", svc.URL, http.StatusBadRequest, `status "frozen"`},
+		{"status on a session", http.MethodPost, "type=checkout.session.completed&status=active", svc.URL, http.StatusBadRequest, "only subscription and invoice events"},
 		{"session with a path", http.MethodPost, "session=" + url.QueryEscape("cs_test_x/../../v1/customers"), svc.URL, http.StatusBadRequest, "letters, digits and _ only"},
 		{"user with a space", http.MethodPost, "session=cs_test_a&user=" + url.QueryEscape("user 1"), svc.URL, http.StatusBadRequest, "letters, digits and _ only"},
 		{"empty customer", http.MethodPost, "type=customer.created&customer=", svc.URL, http.StatusOK, `"object_id": "cus_sandbox`},
@@ -193,5 +196,83 @@ func TestTriggerInputs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTriggerLifecycle sends the subscription life cycle through the
+// sandbox's Stripe stand-in: each event changes the user's subscription
+// there first, as Stripe's own would have changed, and carries it.
+func TestTriggerLifecycle(t *testing.T) {
+	mock := stripemock.Start(t)
+	stand := stripetest.Start(t, mock.URL)
+	rc := &receiver{}
+	svc := httptest.NewServer(rc)
+	defer svc.Close()
+	tr := newTrigger(stand.URL, svc.URL)
+	tr.stand, tr.price = stand, "price_basic"
+
+	send := func(query string, wantStatus int) (triggerResult, map[string]any) {
+		t.Helper()
+		w := doTrigger(t, tr, http.MethodPost, query)
+		if w.Code != wantStatus {
+			t.Fatalf("%s: status %d, want %d; body %s", query, w.Code, wantStatus, w.Body)
+		}
+		if wantStatus != http.StatusOK {
+			return triggerResult{}, nil
+		}
+		var res triggerResult
+		if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		ev, _ := rc.last(t)
+		return res, ev["data"].(map[string]any)["object"].(map[string]any)
+	}
+
+	// No checkout yet: no customer to subscribe.
+	send("type=customer.subscription.created&user=user_1", http.StatusConflict)
+	cus := stand.AddCustomer("", map[string]string{"clerk_user_id": "user_1"})
+	send("type=customer.subscription.deleted&user=user_1", http.StatusConflict) // nothing to delete
+
+	res, obj := send("type=customer.subscription.created&user=user_1", http.StatusOK)
+	sub := res.Subscription
+	if !strings.HasPrefix(sub, "sub_") || res.ObjectID != sub || res.SubStatus != "active" {
+		t.Fatalf("created: %+v", res)
+	}
+	md, _ := obj["metadata"].(map[string]any)
+	if obj["id"] != sub || obj["object"] != "subscription" || obj["status"] != "active" || obj["customer"] != cus || md["user_id"] != "user_1" {
+		t.Errorf("created object: %v", obj)
+	}
+	item := obj["items"].(map[string]any)["data"].([]any)[0].(map[string]any)
+	if item["price"].(map[string]any)["id"] != "price_basic" {
+		t.Errorf("item %v, want price_basic", item)
+	}
+
+	for _, step := range []struct {
+		query, status, object string
+	}{
+		{"type=invoice.payment_failed&user=user_1", "past_due", "invoice"},
+		{"type=invoice.paid&user=user_1", "active", "invoice"},
+		{"type=customer.subscription.updated&user=user_1&status=unpaid", "unpaid", "subscription"},
+		{"type=customer.subscription.paused&user=user_1", "paused", "subscription"},
+		{"type=customer.subscription.resumed&user=user_1&subscription=" + sub, "active", "subscription"},
+		{"type=customer.subscription.deleted&user=user_1", "canceled", "subscription"},
+	} {
+		res, obj := send(step.query, http.StatusOK)
+		if got := stand.Subscriptions(cus)[0].Status; got != step.status || res.SubStatus != step.status {
+			t.Errorf("%s: subscription %s (result %s), want %s", step.query, got, res.SubStatus, step.status)
+		}
+		if obj["object"] != step.object {
+			t.Errorf("%s: object %v, want %s", step.query, obj["object"], step.object)
+		}
+		switch step.object {
+		case "subscription":
+			if obj["id"] != sub || obj["status"] != step.status {
+				t.Errorf("%s: object %v %v, want %s %s", step.query, obj["id"], obj["status"], sub, step.status)
+			}
+		case "invoice":
+			if obj["subscription"] != sub || obj["customer"] != cus || !strings.HasPrefix(obj["id"].(string), "in_") {
+				t.Errorf("%s: invoice %v of %v for %v", step.query, obj["id"], obj["subscription"], obj["customer"])
+			}
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rsa"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -23,22 +21,13 @@ const (
 	// retryInitial and retryMax bound the backoff after a failed fetch.
 	retryInitial = time.Second
 	retryMax     = 30 * time.Second
-	// cacheWindow and cacheNever switch off jwk.Cache's own scheduler (see startJWKS).
-	cacheWindow = 24 * time.Hour
-	cacheNever  = 10 * 365 * 24 * time.Hour
 )
 
-// startJWKS registers the JWKS URL with a jwk.Cache and starts the loop that
-// drives it.
-//
-// jwk.Cache (httprc v1.0.6) fetches, parses, filters through PostFetch and keeps
-// the last good set when a fetch fails. Its own scheduler is switched off: every
-// forced Refresh enqueues one more periodic refresh chain that never ends, so
-// refreshes triggered by unknown kids would multiply background fetches without
-// bound; and after a failed first fetch it waits its whole refresh interval
-// before trying again. One loop here owns every fetch instead: at start with
-// backoff until the first success, every RefreshInterval after that, and on
-// demand for unknown kids, never twice within MinRefreshInterval.
+// startJWKS starts the loop that owns every JWKS fetch: at start with backoff
+// until the first success, every RefreshInterval after that, and on demand for
+// unknown kids, never twice within MinRefreshInterval. A fetch is one GET
+// bounded by ctx and the client's timeout, then jwk.Parse; a failed one keeps
+// the keys already loaded.
 func (v *Verifier) startJWKS(ctx context.Context, o Options) error {
 	client := o.HTTPClient
 	if client == nil {
@@ -48,20 +37,12 @@ func (v *Verifier) startJWKS(ctx context.Context, o Options) error {
 		c.Timeout = DefaultFetchTimeout
 		client = &c
 	}
-	v.jwksURL = o.JWKSURL
+	u := *o.JWKSURL
+	v.jwksURL = &u
+	v.client = client
 	v.minRefresh = cmp.Or(o.MinRefreshInterval, DefaultMinRefreshInterval)
 	v.refreshEvery = cmp.Or(o.RefreshInterval, DefaultRefreshInterval)
 	v.kick = make(chan struct{}, 1)
-
-	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(cacheWindow))
-	err := v.cache.Register(o.JWKSURL,
-		jwk.WithHTTPClient(boundedClient{client}),
-		jwk.WithRefreshInterval(cacheNever),
-		jwk.WithPostFetcher(jwk.PostFetchFunc(signingKeys)),
-	)
-	if err != nil {
-		return fmt.Errorf("auth: register jwks: %w", err)
-	}
 	go v.run(ctx)
 	return nil
 }
@@ -104,11 +85,7 @@ func (v *Verifier) fetch(ctx context.Context) error {
 	asked := v.pending
 	v.mu.Unlock()
 
-	set, err := v.cache.Refresh(ctx, v.jwksURL)
-	var ks *keySet
-	if err == nil {
-		ks, err = keySetFrom(set)
-	}
+	ks, err := v.fetchKeys(ctx)
 	if err != nil {
 		v.m.refreshes[outcomeError].Inc()
 	} else {
@@ -169,12 +146,42 @@ func (v *Verifier) stop() {
 	}
 }
 
+// fetchKeys GETs the JWKS and keeps its signing keys.
+func (v *Verifier) fetchKeys(ctx context.Context) (*keySet, error) {
+	// The request is built around the URL the configuration parsed, rather
+	// than from its text by http.NewRequest, which would parse it again.
+	req := (&http.Request{
+		Method: http.MethodGet,
+		URL:    v.jwksURL,
+		Header: http.Header{"Accept": {"application/json"}},
+	}).WithContext(ctx)
+	res, err := v.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKSBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading the jwks: %w", err)
+	case res.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("jwks answered %s", res.Status)
+	case len(body) > maxJWKSBytes:
+		return nil, errors.New("jwks response larger than 1 MiB")
+	}
+	set, err := jwk.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the jwks: %w", err)
+	}
+	return signingKeys(set)
+}
+
 // signingKeys keeps the keys that may verify a session token: RSA, for
-// signatures, RS256 or no alg, with a kid, at least 2048 bits. It pins alg to
-// RS256 on each, and refuses a set with none, so that a broken or empty JWKS
-// never replaces good cached keys.
-func signingKeys(_ string, set jwk.Set) (jwk.Set, error) {
-	out := jwk.NewSet()
+// signatures, RS256 or no alg, with a kid, at least 2048 bits; the first of
+// each kid wins. It refuses a set with none, so that a broken or empty JWKS
+// never replaces good keys.
+func signingKeys(set jwk.Set) (*keySet, error) {
+	ks := &keySet{byKID: make(map[string]*rsa.PublicKey, set.Len())}
 	for i := range set.Len() {
 		k, _ := set.Key(i)
 		if k.KeyType() != jwa.RSA {
@@ -187,10 +194,7 @@ func signingKeys(_ string, set jwk.Set) (jwk.Set, error) {
 			continue
 		}
 		kid := k.KeyID()
-		if kid == "" {
-			continue
-		}
-		if _, dup := out.LookupKeyID(kid); dup {
+		if _, dup := ks.byKID[kid]; kid == "" || dup {
 			continue
 		}
 		pub, err := k.PublicKey()
@@ -201,85 +205,10 @@ func signingKeys(_ string, set jwk.Set) (jwk.Set, error) {
 		if err := pub.Raw(&raw); err != nil || raw.N.BitLen() < minRSABits {
 			continue
 		}
-		if err := pub.Set(jwk.AlgorithmKey, jwa.RS256); err != nil {
-			return nil, err
-		}
-		if err := out.AddKey(pub); err != nil {
-			return nil, err
-		}
-	}
-	if out.Len() == 0 {
-		return nil, errors.New("jwks has no usable RS256 signing key")
-	}
-	return out, nil
-}
-
-// keySetFrom parses the filtered set once, so that requests never do.
-func keySetFrom(set jwk.Set) (*keySet, error) {
-	ks := &keySet{byKID: make(map[string]*rsa.PublicKey, set.Len())}
-	for i := range set.Len() {
-		k, _ := set.Key(i)
-		var raw rsa.PublicKey
-		if err := k.Raw(&raw); err != nil {
-			return nil, fmt.Errorf("jwks key %q: %w", k.KeyID(), err)
-		}
-		ks.byKID[k.KeyID()] = &raw
+		ks.byKID[kid] = &raw
 	}
 	if len(ks.byKID) == 0 {
 		return nil, errors.New("jwks has no usable RS256 signing key")
 	}
 	return ks, nil
-}
-
-// boundedClient adapts an *http.Client to jwk.HTTPClient. It reads the whole
-// body, at most maxJWKSBytes, and closes it: jwk.Cache leaves the body of a
-// non-200 answer unread and unclosed, which would leak a connection per failed
-// fetch. httprc's interface carries no context; the client's timeout bounds
-// the fetch.
-type boundedClient struct{ c *http.Client }
-
-func (b boundedClient) Get(u string) (*http.Response, error) {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	res, err := b.c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > maxJWKSBytes {
-		return nil, errors.New("jwks response larger than 1 MiB")
-	}
-	res.Body = io.NopCloser(bytes.NewReader(body))
-	return res, nil
-}
-
-// parsePEMKey reads CLERK_JWT_KEY. Environment files often carry the PEM on one
-// line with literal \n, so those are turned back into newlines.
-func parsePEMKey(s string) (*rsa.PublicKey, error) {
-	s = strings.ReplaceAll(strings.TrimSpace(s), `\n`, "\n")
-	key, err := jwk.ParseKey([]byte(s), jwk.WithPEM(true))
-	if err != nil {
-		return nil, errors.New("auth: the PEM key does not parse as a PEM public key")
-	}
-	if _, private := key.(jwk.RSAPrivateKey); private {
-		return nil, errors.New("auth: the PEM key is a private key; give the public key")
-	}
-	if key.KeyType() != jwa.RSA {
-		return nil, errors.New("auth: the PEM key is not an RSA key")
-	}
-	var pub rsa.PublicKey
-	if err := key.Raw(&pub); err != nil {
-		return nil, errors.New("auth: the PEM key is not an RSA public key")
-	}
-	if pub.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("auth: the PEM key has %d bits; at least %d are required", pub.N.BitLen(), minRSABits)
-	}
-	return &pub, nil
 }

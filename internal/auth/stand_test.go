@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,9 @@ import (
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/metricstest"
+	"github.com/acme/payments-api/internal/origin"
 	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/requestlog"
 )
 
@@ -34,10 +37,12 @@ const (
 type stand struct {
 	clerk *fakeclerk.Clerk
 	srv   *httptest.Server
-	mode  atomic.Value // "" serve, "garbage", "empty"
-	reg   *prometheus.Registry
-	logs  *bytes.Buffer
-	v     *auth.Verifier
+	mode  atomic.Value // "" serve, "garbage", "empty", "replaced"
+	// replacement is the Clerk whose JWKS is served in mode "replaced".
+	replacement atomic.Pointer[fakeclerk.Clerk]
+	reg         *prometheus.Registry
+	logs        *bytes.Buffer
+	v           *auth.Verifier
 }
 
 func newClerkServer(t testing.TB) *stand {
@@ -56,6 +61,8 @@ func newClerkServer(t testing.TB) *stand {
 		case "empty":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"keys": []}`)
+		case "replaced":
+			s.replacement.Load().ServeHTTP(w, r)
 		default:
 			c.ServeHTTP(w, r)
 		}
@@ -64,13 +71,34 @@ func newClerkServer(t testing.TB) *stand {
 	return s
 }
 
-func (s *stand) jwksURL() string { return s.srv.URL + fakeclerk.JWKSPath }
+func (s *stand) jwksURL(t testing.TB) *url.URL { return mustURL(t, s.srv.URL+fakeclerk.JWKSPath) }
 
-func (s *stand) options() auth.Options {
+// mustURL parses an absolute URL, as the configuration hands it out.
+func mustURL(t testing.TB, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// parties returns the authorized parties as the configuration hands them out.
+func parties(t testing.TB, origins ...string) origin.Set {
+	t.Helper()
+	set, err := origin.NewSet(origins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func (s *stand) options(t testing.TB) auth.Options {
+	t.Helper()
 	return auth.Options{
 		Issuer:             issuer,
-		JWKSURL:            s.jwksURL(),
-		AuthorizedParties:  []string{frontend, "https://app.payments.example"},
+		JWKSURL:            s.jwksURL(t),
+		AuthorizedParties:  parties(t, frontend, "https://app.payments.example"),
 		ClockSkew:          5 * time.Second,
 		Registerer:         s.reg,
 		Logger:             slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -142,9 +170,7 @@ func do(t testing.TB, v *auth.Verifier, prepare func(*http.Request)) result {
 	res.body = w.Body.String()
 	res.logAttrs = rec.Attrs()
 	if w.Code != http.StatusOK {
-		if err := json.Unmarshal(w.Body.Bytes(), &res.problem); err != nil {
-			t.Errorf("body is not a problem document: %v: %q", err, res.body)
-		}
+		res.problem = problemtest.Decode(t, problemtest.Recorded(w))
 	}
 	return res
 }

@@ -8,17 +8,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // MaxTokenBytes is the longest token accepted. Clerk's session tokens are about
@@ -44,20 +43,23 @@ const minRSABits = 2048
 // Its text is fit for a readiness response.
 var ErrKeysNotLoaded = errors.New("clerk jwks not loaded yet")
 
-// Options configures a Verifier. Issuer and one of JWKSURL or PEMKey are required.
+// Options configures a Verifier. Issuer and one of JWKSURL or Key are required.
 type Options struct {
 	// Issuer is the exact expected iss (CLERK_ISSUER), e.g. https://clerk.example.com.
 	Issuer string
-	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL). Unused when
-	// PEMKey is set.
-	JWKSURL string
-	// PEMKey is a PEM RSA public key (CLERK_JWT_KEY). When set, verification
-	// never touches the network and the token's kid is not consulted.
-	PEMKey string
-	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES).
-	// A token with an azp not listed here is refused; with an empty list every
-	// token that carries an azp is refused.
-	AuthorizedParties []string
+	// JWKSURL is the key set to fetch and cache (CLERK_JWKS_URL), an absolute
+	// http(s) URL as the configuration checked it. Unused when Key is set.
+	JWKSURL *url.URL
+	// Key is Clerk's RSA public key (CLERK_JWT_KEY, parsed and checked by the
+	// configuration). When set, verification never touches the network and
+	// the token's kid is not consulted.
+	Key *rsa.PublicKey
+	// AuthorizedParties are the accepted azp values (CLERK_AUTHORIZED_PARTIES):
+	// the origins of the pages that may ask Clerk for a token, normalised as a
+	// browser writes an origin, which is what Clerk puts in azp. A token with an
+	// azp not listed is refused; with the zero Set every token that carries an
+	// azp is refused.
+	AuthorizedParties origin.Set
 	// ClockSkew is the leeway for exp, nbf and iat (CLERK_CLOCK_SKEW). Zero
 	// allows none, as CLERK_CLOCK_SKEW=0s asks; the configuration supplies
 	// Clerk's own 5 s when the variable is unset.
@@ -84,19 +86,21 @@ type Options struct {
 // request path does no network I/O except one bounded JWKS refresh when a
 // token names a key it has not seen.
 type Verifier struct {
-	issuer    string
-	parties   map[string]struct{}
-	log       *slog.Logger
-	m         *metrics
-	parseOpts []jwt.ParseOption // shared, capacity clipped so appends copy
+	issuer  string
+	parties map[string]struct{}
+	log     *slog.Logger
+	m       *metrics
+	skew    time.Duration    // leeway for exp, nbf and iat
+	now     func() time.Time // the clock of those checks
 
+	rs256     jws.Verifier // jwx's RS256 signature check, for remembered headers
 	keys      atomic.Pointer[keySet]
 	ready     chan struct{} // closed once keys are loaded
 	readyOnce sync.Once
 
 	// JWKS mode only.
-	jwksURL      string
-	cache        *jwk.Cache
+	jwksURL      *url.URL // a copy of Options.JWKSURL
+	client       *http.Client
 	minRefresh   time.Duration
 	refreshEvery time.Duration
 	kick         chan struct{} // asks the refresh loop for a fetch now
@@ -107,10 +111,12 @@ type Verifier struct {
 	stopped   bool          // the refresh loop has ended
 }
 
-// keySet is an immutable snapshot of the verification keys, already parsed.
+// keySet is an immutable snapshot of the verification keys, already parsed,
+// with the token headers verified with them so far.
 type keySet struct {
-	byKID map[string]*rsa.PublicKey
-	only  *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+	byKID   map[string]*rsa.PublicKey
+	only    *rsa.PublicKey // PEM mode: the one key, whatever the token's kid
+	headers knownHeaders
 }
 
 func (ks *keySet) lookup(kid string) (*rsa.PublicKey, bool) {
@@ -127,7 +133,7 @@ func (ks *keySet) lookup(kid string) (*rsa.PublicKey, bool) {
 // NewVerifier returns a Verifier. In JWKS mode it starts fetching the key set in
 // the background and keeps it fresh until ctx is cancelled; Clerk being
 // unreachable is not an error (Ready reports it). The error is for invalid
-// options only, such as an unparsable PEM key.
+// options only, such as a missing issuer.
 func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	if o.Issuer == "" {
 		return nil, errors.New("auth: issuer is required")
@@ -148,38 +154,33 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs256, err := jws.NewVerifier(jwa.RS256)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 
 	v := &Verifier{
 		issuer:  o.Issuer,
-		parties: make(map[string]struct{}, len(o.AuthorizedParties)),
+		parties: make(map[string]struct{}, o.AuthorizedParties.Len()),
 		log:     log,
 		m:       m,
+		rs256:   rs256,
 		ready:   make(chan struct{}),
-		parseOpts: slices.Clip([]jwt.ParseOption{
-			jwt.WithValidate(true),
-			jwt.WithIssuer(o.Issuer),
-			jwt.WithRequiredClaim(jwt.ExpirationKey),
-			jwt.WithAcceptableSkew(skew),
-			jwt.WithClock(jwt.ClockFunc(now)),
-		}),
+		skew:    skew,
+		now:     now,
 	}
-	for _, p := range o.AuthorizedParties {
+	for _, p := range o.AuthorizedParties.List() {
 		v.parties[p] = struct{}{}
 	}
 
-	if o.PEMKey != "" {
-		key, err := parsePEMKey(o.PEMKey)
-		if err != nil {
-			return nil, err
-		}
-		v.keys.Store(&keySet{only: key})
+	if o.Key != nil {
+		v.keys.Store(&keySet{only: o.Key})
 		close(v.ready)
 		return v, nil
 	}
 
-	u, err := url.Parse(o.JWKSURL)
-	if o.JWKSURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("auth: a JWKS URL (absolute http or https) or a PEM key is required")
+	if o.JWKSURL == nil {
+		return nil, errors.New("auth: a JWKS URL or a Key is required")
 	}
 	if err := v.startJWKS(ctx, o); err != nil {
 		return nil, err
@@ -229,7 +230,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, refuse(ReasonUnavailable, ErrKeysNotLoaded)
 	}
 	id, err := v.verifyWith(ks, token)
-	if err == nil || err.Reason != ReasonUnknownKey || v.cache == nil {
+	if err == nil || err.Reason != ReasonUnknownKey || v.jwksURL == nil {
 		return id, errOrNil(err)
 	}
 	done := v.requestRefresh()
@@ -255,9 +256,16 @@ func errOrNil(err *Error) error {
 	return err
 }
 
-// isCompactJWS reports whether s is three base64url segments (the last may be
-// empty, so that alg "none" is refused as an algorithm, not as noise). Anything
-// else, including the JSON serialization, is refused before jwx sees it.
+// isCompactJWS reports whether s is three canonical base64url segments (the
+// last may be empty, so that alg "none" is refused as an algorithm, not as
+// noise). Anything else, including the JSON serialization, is refused before
+// jwx sees it.
+//
+// Canonical means without padding and with the unused bits of the last
+// character zero, as every encoder writes it. jws.Verify re-encodes what it
+// decoded, so it would accept a second spelling of a genuine token; the check
+// of remembered headers signs the text as sent (RFC 7515's signing input),
+// which would not. Refusing other spellings keeps the two ways one.
 func isCompactJWS(s string) bool {
 	dots := 0
 	for i := 0; i < len(s); i++ {
@@ -274,128 +282,41 @@ func isCompactJWS(s string) bool {
 		return false
 	}
 	h, rest, _ := strings.Cut(s, ".")
-	p, _, _ := strings.Cut(rest, ".")
-	return h != "" && p != ""
+	p, sig, _ := strings.Cut(rest, ".")
+	return h != "" && p != "" && canonical(h) && canonical(p) && canonical(sig)
 }
 
-var (
-	errAlgorithm  = errors.New("alg is not RS256")
-	errUnknownKey = errors.New("kid not in key set")
-)
-
-// keyProvider hands jws the one key a token may be checked with: the RS256 key
-// named by its kid. The header's jwk, jku, x5u and x5c are never looked at.
-type keyProvider struct{ ks *keySet }
-
-func (p keyProvider) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
-	h := sig.ProtectedHeaders()
-	if h.Algorithm() != jwa.RS256 {
-		return errAlgorithm
+// canonical reports whether the base64url segment seg (alphabet already
+// checked, no padding) is the one encoding of the bytes it decodes to: its
+// length is not 1 more than a multiple of 4, and the bits of its last
+// character that encode nothing are zero.
+func canonical(seg string) bool {
+	var unused byte
+	switch len(seg) % 4 {
+	case 0:
+		return true
+	case 1:
+		return false
+	case 2:
+		unused = 0x0f // 2 of the last character's 6 bits are data
+	case 3:
+		unused = 0x03 // 4 of 6
 	}
-	key, ok := p.ks.lookup(h.KeyID())
-	if !ok {
-		return errUnknownKey
-	}
-	sink.Key(jwa.RS256, key)
-	return nil
+	return sextet(seg[len(seg)-1])&unused == 0
 }
 
-func (v *Verifier) verifyWith(ks *keySet, token string) (Identity, *Error) {
-	opts := append(v.parseOpts, jwt.WithKeyProvider(keyProvider{ks}))
-	tok, err := jwt.ParseString(token, opts...)
-	if err != nil {
-		return Identity{}, refuse(classify(err), err)
-	}
-	return v.identity(tok)
-}
-
-func classify(err error) Reason {
+// sextet is the value of a base64url character.
+func sextet(c byte) byte {
 	switch {
-	case errors.Is(err, errAlgorithm):
-		return ReasonAlgorithm
-	case errors.Is(err, errUnknownKey):
-		return ReasonUnknownKey
-	case jws.IsVerificationError(err):
-		return ReasonSignature
-	case errors.Is(err, jwt.ErrTokenExpired()):
-		return ReasonExpired
-	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
-		return ReasonNotYetValid
-	case errors.Is(err, jwt.ErrInvalidIssuer()):
-		return ReasonIssuer
-	case errors.Is(err, jwt.ErrRequiredClaim()):
-		return ReasonClaims
-	default:
-		return ReasonMalformed
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	default: // '_'
+		return 63
 	}
-}
-
-// identity applies the checks jwx does not know about and reads the claims.
-// The signature, iss, exp, nbf and iat are already checked.
-func (v *Verifier) identity(tok jwt.Token) (Identity, *Error) {
-	// jwx treats exp = 0 as absent and skips it; a token must really expire.
-	if tok.Expiration().Unix() <= 0 {
-		return Identity{}, refuse(ReasonClaims, errors.New("exp is zero"))
-	}
-	sub := tok.Subject()
-	if strings.TrimSpace(sub) == "" {
-		return Identity{}, refuse(ReasonSubject, nil)
-	}
-	if raw, ok := tok.Get("azp"); ok {
-		azp, isString := raw.(string)
-		if _, listed := v.parties[azp]; !isString || !listed {
-			return Identity{}, refuse(ReasonAZP, nil)
-		}
-	}
-	if raw, ok := tok.Get("sts"); ok {
-		sts, isString := raw.(string)
-		if !isString {
-			return Identity{}, refuse(ReasonClaims, errors.New("sts is not a string"))
-		}
-		if sts == "pending" {
-			return Identity{}, refuse(ReasonPending, nil)
-		}
-	}
-
-	id := Identity{UserID: sub}
-	if raw, ok := tok.Get("sid"); ok {
-		sid, isString := raw.(string)
-		if !isString {
-			return Identity{}, refuse(ReasonClaims, errors.New("sid is not a string"))
-		}
-		id.SessionID = sid
-	}
-	// A session token template renders a missing address as null: no email.
-	if raw, ok := tok.Get("email"); ok {
-		id.Email, _ = raw.(string)
-	}
-	org, err := orgID(tok)
-	if err != nil {
-		return Identity{}, refuse(ReasonClaims, err)
-	}
-	id.OrgID = org
-	return id, nil
-}
-
-// orgID reads the active organisation: Clerk v2's o.id, or v1's org_id.
-func orgID(tok jwt.Token) (string, error) {
-	if raw, ok := tok.Get("o"); ok && raw != nil {
-		o, isObject := raw.(map[string]any)
-		if !isObject {
-			return "", errors.New("o is not an object")
-		}
-		id, isString := o["id"].(string)
-		if !isString || id == "" {
-			return "", errors.New("o.id is missing")
-		}
-		return id, nil
-	}
-	if raw, ok := tok.Get("org_id"); ok && raw != nil {
-		id, isString := raw.(string)
-		if !isString {
-			return "", errors.New("org_id is not a string")
-		}
-		return id, nil
-	}
-	return "", nil
 }

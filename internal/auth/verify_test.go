@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/origin"
 )
 
 // TestMiddlewareAttacks runs every attack and edge case through the middleware
@@ -43,7 +45,7 @@ func TestMiddlewareAttacks(t *testing.T) {
 	// it as long as the cases are minted within 5 s.
 	s := newClerkServer(t)
 	now := time.Now().Truncate(time.Second)
-	o := s.options()
+	o := s.options(t)
 	o.Now = func() time.Time { return now }
 	s.start(t, o)
 	clerk := s.clerk
@@ -91,7 +93,8 @@ func TestMiddlewareAttacks(t *testing.T) {
 		want    auth.Reason // "" = accepted
 		wantID  auth.Identity
 	}{
-		// Accepted.
+		// Accepted. The first row also makes Clerk's header a remembered
+		// one, so every later row that carries it takes that way.
 		{name: "valid", prepare: bearer(valid), want: ok, wantID: auth.Identity{UserID: "user_1", SessionID: "sess_test"}},
 		{name: "valid with email and org", prepare: bearer(s.mint(t, fakeclerk.Token{Subject: "user_2", SessionID: "sess_2", Email: "u@example.com", OrgID: "org_7", AuthorizedParty: frontend})),
 			want: ok, wantID: auth.Identity{UserID: "user_2", SessionID: "sess_2", Email: "u@example.com", OrgID: "org_7"}},
@@ -104,6 +107,7 @@ func TestMiddlewareAttacks(t *testing.T) {
 		{name: "listed second azp", prepare: bearer(s.mint(t, fakeclerk.Token{Subject: "user_5", AuthorizedParty: "https://app.payments.example"})), want: ok, wantID: auth.Identity{UserID: "user_5", SessionID: "sess_test"}},
 		{name: "missing azp", prepare: bearer(s.mint(t, fakeclerk.Token{Subject: "user_6"})), want: ok, wantID: auth.Identity{UserID: "user_6", SessionID: "sess_test"}},
 		{name: "expired within skew", prepare: bearer(s.mint(t, fakeclerk.Token{Subject: "user_7", IssuedAt: now.Add(-62 * time.Second)})), want: ok, wantID: auth.Identity{UserID: "user_7", SessionID: "sess_test"}},
+		{name: "exp as numeric string", prepare: bearer(s.mint(t, fakeclerk.Token{Subject: "user_9", Claims: map[string]any{"exp": itoa(now.Add(time.Minute).Unix())}})), want: ok, wantID: auth.Identity{UserID: "user_9", SessionID: "sess_test"}},
 		{name: "nbf in future within skew", prepare: bearer(s.mint(t, fakeclerk.Token{Subject: "user_8", Claims: map[string]any{"nbf": now.Add(3 * time.Second).Unix()}})), want: ok, wantID: auth.Identity{UserID: "user_8", SessionID: "sess_test"}},
 
 		// No credentials.
@@ -161,6 +165,23 @@ func TestMiddlewareAttacks(t *testing.T) {
 		{name: "signature of another token", prepare: bearer(validParts[0] + "." + validParts[1] + "." + strings.Split(s.mint(t, fakeclerk.Token{Subject: "user_other"}), ".")[2]), want: auth.ReasonSignature},
 		{name: "empty signature", prepare: bearer(validParts[0] + "." + validParts[1] + "."), want: auth.ReasonSignature},
 
+		// Headers that ask for processing nobody here does, signed by Clerk's key.
+		{name: "crit naming a claim", prepare: bearer(s.mint(t, fakeclerk.Token{Headers: map[string]any{"crit": []string{"exp"}, "exp": 1}})), want: auth.ReasonMalformed},
+		{name: "crit empty", prepare: bearer(s.mint(t, fakeclerk.Token{Headers: map[string]any{"crit": []string{}}})), want: auth.ReasonMalformed},
+		{name: "b64 false, Clerk's payload and signature kept", prepare: bearer(b64([]byte(`{"alg":"RS256","kid":"`+kid+`","b64":false,"crit":["b64"]}`)) + "." + validParts[1] + "." + validParts[2]), want: auth.ReasonMalformed},
+		{name: "b64 true", prepare: bearer(s.mint(t, fakeclerk.Token{Headers: map[string]any{"b64": true}})), want: auth.ReasonMalformed},
+
+		// Clerk's header, remembered since the first valid row: what is
+		// checked without decoding it again.
+		{name: "remembered header, signature bit flipped", prepare: bearer(validParts[0] + "." + validParts[1] + "." + flipSignatureBit(t, validParts[2])), want: auth.ReasonSignature},
+		{name: "remembered header, another payload and its own signature of another token", prepare: bearer(validParts[0] + "." + strings.Split(s.mint(t, fakeclerk.Token{Subject: "user_admin"}), ".")[1] + "." + validParts[2]), want: auth.ReasonSignature},
+		{name: "remembered header, payload not base64", prepare: bearer(validParts[0] + ".A." + validParts[2]), want: auth.ReasonMalformed},
+		{name: "remembered header, payload not json", prepare: bearer(validParts[0] + "." + b64([]byte("not json")) + "." + validParts[2]), want: auth.ReasonSignature},
+		{name: "signature spelled another way", prepare: bearer(validParts[0] + "." + validParts[1] + "." + respell(t, validParts[2])), want: auth.ReasonMalformed},
+		{name: "header re-ordered, Clerk's signature kept", prepare: bearer(b64([]byte(`{"typ":"JWT","kid":"`+kid+`","alg":"RS256"}`)) + "." + validParts[1] + "." + validParts[2]), want: auth.ReasonSignature},
+		{name: "header with spaces, Clerk's signature kept", prepare: bearer(b64([]byte(`{"alg": "RS256", "kid": "`+kid+`", "typ": "JWT"}`)) + "." + validParts[1] + "." + validParts[2]), want: auth.ReasonSignature},
+		{name: "header with a duplicate alg, Clerk's signature kept", prepare: bearer(b64([]byte(`{"alg":"RS256","kid":"`+kid+`","typ":"JWT","alg":"none"}`)) + "." + validParts[1] + "." + validParts[2]), want: auth.ReasonAlgorithm},
+
 		// Time.
 		{name: "expired", prepare: bearer(s.mint(t, fakeclerk.Token{IssuedAt: now.Add(-2 * time.Minute)})), want: auth.ReasonExpired},
 		{name: "expired just beyond skew", prepare: bearer(s.mint(t, fakeclerk.Token{IssuedAt: now.Add(-67 * time.Second)})), want: auth.ReasonExpired},
@@ -169,6 +190,12 @@ func TestMiddlewareAttacks(t *testing.T) {
 		{name: "no exp", prepare: bearer(s.mint(t, fakeclerk.Token{Omit: []string{"exp"}})), want: auth.ReasonClaims},
 		{name: "exp zero", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": 0}})), want: auth.ReasonClaims},
 		{name: "exp as string", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": "tomorrow"}})), want: auth.ReasonMalformed},
+		{name: "exp as NaN string", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": "NaN"}})), want: auth.ReasonMalformed},
+		{name: "exp as hex string", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": "0x7fffffff"}})), want: auth.ReasonMalformed},
+		{name: "exp as object", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": map[string]any{"at": 1}}})), want: auth.ReasonMalformed},
+		{name: "exp passed, as a numeric string", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": itoa(now.Add(-time.Minute).Unix())}})), want: auth.ReasonExpired},
+		{name: "exp passed, with a fraction", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"exp": float64(now.Unix()-5) + 0.9}})), want: auth.ReasonExpired},
+		{name: "sub a number", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"sub": 42}})), want: auth.ReasonMalformed},
 
 		// Issuer.
 		{name: "wrong issuer", prepare: bearer(s.mint(t, fakeclerk.Token{Claims: map[string]any{"iss": "https://evil.example"}})), want: auth.ReasonIssuer},
@@ -231,12 +258,6 @@ func TestMiddlewareAttacks(t *testing.T) {
 			if got := res.header.Get("WWW-Authenticate"); got != wantChallenge {
 				t.Errorf("WWW-Authenticate = %q, want %q", got, wantChallenge)
 			}
-			if got, want := res.header.Get("Content-Type"), "application/problem+json"; got != want {
-				t.Errorf("Content-Type = %q, want %q", got, want)
-			}
-			if got, want := res.problem.Status, http.StatusUnauthorized; got != want {
-				t.Errorf("problem status = %d, want %d", got, want)
-			}
 			if got, want := res.problem.RequestID, "req-1"; got != want {
 				t.Errorf("problem request_id = %q, want %q", got, want)
 			}
@@ -271,6 +292,44 @@ func TestMiddlewareAttacks(t *testing.T) {
 	}
 }
 
+// flipSignatureBit returns the base64url segment sig with one bit of the
+// bytes it encodes flipped.
+func flipSignatureBit(t *testing.T, sig string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 1
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// respell returns seg (base64url, no padding) spelled another way that
+// lenient decoders read as the same bytes: a bit that encodes nothing set in
+// its last character.
+func respell(t *testing.T, seg string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(seg)%4 < 2 {
+		t.Fatalf("a segment of %d characters has no spare bits", len(seg))
+	}
+	last := strings.IndexByte(alphabet, seg[len(seg)-1])
+	other := seg[:len(seg)-1] + string(alphabet[last|1])
+	if a, b := decodeLenient(t, seg), decodeLenient(t, other); !bytes.Equal(a, b) {
+		t.Fatal("respell changed the bytes")
+	}
+	return other
+}
+
+func decodeLenient(t *testing.T, seg string) []byte {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func attr(attrs []slogAttr, key string) string {
 	for _, a := range attrs {
 		if a.Key == key {
@@ -278,6 +337,36 @@ func attr(attrs []slogAttr, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestNoAuthorizedParties: with no authorized party configured, a token that
+// names one is refused and a token that names none is accepted.
+func TestNoAuthorizedParties(t *testing.T) {
+	c, err := fakeclerk.New(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(t.Context(), auth.Options{Issuer: issuer, Key: c.PublicKey(), AuthorizedParties: origin.Set{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		azp  string
+		want auth.Reason
+	}{{"", ""}, {frontend, auth.ReasonAZP}} {
+		token, err := c.Mint(fakeclerk.Token{AuthorizedParty: tc.azp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(t.Context(), token)
+		var ae *auth.Error
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("azp %q: %v, want accepted", tc.azp, err)
+		case tc.want != "" && (!errors.As(err, &ae) || ae.Reason != tc.want):
+			t.Errorf("azp %q: %v, want reason %q", tc.azp, err, tc.want)
+		}
+	}
 }
 
 // TestClockSkewIsTheConfiguredOne: the leeway is exactly Options.ClockSkew, and
@@ -308,7 +397,7 @@ func TestClockSkewIsTheConfiguredOne(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.skew.String(), func(t *testing.T) {
 			v, err := auth.NewVerifier(t.Context(), auth.Options{
-				Issuer: issuer, PEMKey: c.PublicKeyPEM(), ClockSkew: tt.skew,
+				Issuer: issuer, Key: c.PublicKey(), ClockSkew: tt.skew,
 				Now: func() time.Time { return now },
 			})
 			if err != nil {

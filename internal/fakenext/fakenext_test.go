@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v76/webhook"
-
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 const secret = "whsec_test_nextjs_fedcba9876543210"
@@ -38,10 +37,6 @@ func send(t *testing.T, url string, b []byte, sig string) (int, string) {
 	return resp.StatusCode, string(out)
 }
 
-func signed(b []byte, s string, at time.Time) string {
-	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: b, Secret: s, Timestamp: at}).Header
-}
-
 func TestRejectsUnverifiedRequests(t *testing.T) {
 	var out bytes.Buffer
 	rc := fakenext.New(secret, fakenext.WithOutput(&out))
@@ -49,8 +44,8 @@ func TestRejectsUnverifiedRequests(t *testing.T) {
 	defer srv.Close()
 	tests := []struct{ name, sig string }{
 		{"no signature", ""},
-		{"wrong secret", signed(body, "whsec_other", time.Now())},
-		{"stale", signed(body, secret, time.Now().Add(-time.Hour))},
+		{"wrong secret", webhooktest.Sign(body, "whsec_other", time.Now())},
+		{"stale", webhooktest.Sign(body, secret, time.Now().Add(-time.Hour))},
 		{"garbage", "t=1,v1=zz"},
 	}
 	for _, tt := range tests {
@@ -82,7 +77,7 @@ func TestRecordsScriptedDeliveriesAndDuplicates(t *testing.T) {
 	defer srv.Close()
 
 	for i, want := range codes {
-		status, _ := send(t, srv.URL, body, signed(body, secret, time.Now()))
+		status, _ := send(t, srv.URL, body, webhooktest.Sign(body, secret, time.Now()))
 		if status != want {
 			t.Errorf("request %d: status = %d, want %d", i+1, status, want)
 		}
@@ -123,7 +118,7 @@ func TestDelayEndsWithTheRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, bytes.NewReader(body))
-	req.Header.Set("Stripe-Signature", signed(body, secret, time.Now()))
+	req.Header.Set("Stripe-Signature", webhooktest.Sign(body, secret, time.Now()))
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("a delayed request was answered")
@@ -131,7 +126,115 @@ func TestDelayEndsWithTheRequest(t *testing.T) {
 	// The receiver notices the hang-up and records the delivery it stalled; Close
 	// returns once the handler has.
 	srv.Close()
-	if got := rc.Deliveries(); len(got) != 1 || got[0].ID != "evt_1" {
+	got := rc.Deliveries()
+	if len(got) != 1 || got[0].ID != "evt_1" {
 		t.Fatalf("recorded %d deliveries, want the stalled one", len(got))
+	}
+	if got[0].Status != fakenext.StatusClientClosed || got[0].Accepted() || len(rc.Processed()) != 0 {
+		t.Errorf("stalled delivery = status %d, processed %d; want %d and not processed: the sender never got an answer",
+			got[0].Status, len(rc.Processed()), fakenext.StatusClientClosed)
+	}
+}
+
+// TestRefuse: while refusing, every verified request gets the refusal status
+// and nothing is processed; after Accept (or the span) events are taken again.
+func TestRefuse(t *testing.T) {
+	var out bytes.Buffer
+	rc := fakenext.New(secret, fakenext.WithOutput(&out))
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	deliver := func() int {
+		status, _ := send(t, srv.URL, body, webhooktest.Sign(body, secret, time.Now()))
+		return status
+	}
+
+	rc.Refuse(http.StatusServiceUnavailable, 0)
+	for range 3 {
+		if got, want := deliver(), http.StatusServiceUnavailable; got != want {
+			t.Fatalf("status while refusing = %d, want %d", got, want)
+		}
+	}
+	if got := len(rc.Processed()); got != 0 {
+		t.Errorf("processed %d while refusing, want 0", got)
+	}
+	rc.Accept()
+	if got, want := deliver(), http.StatusOK; got != want {
+		t.Errorf("status after Accept = %d, want %d", got, want)
+	}
+
+	rc.Refuse(http.StatusNotFound, 50*time.Millisecond)
+	if got, want := deliver(), http.StatusNotFound; got != want {
+		t.Errorf("status during a timed refusal = %d, want %d", got, want)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for deliver() != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("still refusing 10 s after a 50 ms refusal")
+		}
+	}
+	if got := len(rc.Processed()); got != 1 {
+		t.Errorf("processed %d, want 1", got)
+	}
+	if got := len(rc.Deliveries()); got < 6 {
+		t.Errorf("recorded %d deliveries, want every refused one too", got)
+	}
+	for _, want := range []string{"refuses events with 503 until told to accept", "accepts events again", "refuses events with 404 for 50ms"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestControlHandler(t *testing.T) {
+	rc := fakenext.New(secret)
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	ctl := httptest.NewServer(rc.ControlHandler())
+	defer ctl.Close()
+	post := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(ctl.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deliver := func() int {
+		status, _ := send(t, hook.URL, body, webhooktest.Sign(body, secret, time.Now()))
+		return status
+	}
+
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantBody   string
+		wantHook   int // what a delivery gets afterwards
+	}{
+		{"/refuse", 200, `"status":503,"for":"until told to accept"`, 503},
+		{"/accept", 200, `{"refusing":false}`, 200},
+		{"/refuse?for=1h&status=500", 200, `"status":500,"for":"for 1h0m0s"`, 500},
+		{"/refuse?for=soon", 400, "for:", 500},
+		{"/refuse?status=200", 400, "status:", 500},
+		{"/refuse?for=-1s", 400, "for:", 500},
+		{"/accept", 200, `{"refusing":false}`, 200},
+	}
+	for _, tt := range tests {
+		status, b := post(tt.path)
+		if status != tt.wantStatus || !strings.Contains(b, tt.wantBody) {
+			t.Errorf("POST %s = %d %q, want %d containing %q", tt.path, status, b, tt.wantStatus, tt.wantBody)
+		}
+		if got := deliver(); got != tt.wantHook {
+			t.Errorf("after POST %s: delivery status = %d, want %d", tt.path, got, tt.wantHook)
+		}
+	}
+	resp, err := http.Get(ctl.URL + "/refuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /refuse = %d, want 405", resp.StatusCode)
 	}
 }

@@ -21,7 +21,7 @@ func BenchmarkForward(b *testing.B) {
 		_, _ = io.WriteString(w, `{"received":true}`)
 	}))
 	defer srv.Close()
-	f, err := forward.New(forward.Options{URL: srv.URL, Secret: secret, Registerer: prometheus.NewRegistry()})
+	f, err := forward.New(forward.Options{URL: mustURL(b, srv.URL), Secret: secret, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,8 +55,9 @@ const (
 
 // Options configures a Forwarder. URL and Secret are required.
 type Options struct {
-	// URL is the Next.js webhook route, an absolute http(s) URL.
-	URL string
+	// URL is the Next.js webhook route, an absolute http(s) URL
+	// (NEXTJS_WEBHOOK_URL, checked by the configuration).
+	URL *url.URL
 	// Secret signs every forwarded event; the HMAC key is the whole string.
 	Secret string
 	// Timeout is the whole budget for one event, retries and backoff included
@@ -97,9 +98,8 @@ type Forwarder struct {
 // (payments_api_webhook_forward_attempts_total{outcome} and
 // payments_api_webhook_forward_duration_seconds{outcome}) on opts.Registerer.
 func New(opts Options) (*Forwarder, error) {
-	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("forward: URL must be an absolute http or https URL")
+	if opts.URL == nil {
+		return nil, errors.New("forward: URL is required")
 	}
 	if opts.Secret == "" {
 		return nil, errors.New("forward: Secret is required")
@@ -108,7 +108,7 @@ func New(opts Options) (*Forwarder, error) {
 		return nil, errors.New("forward: durations must not be negative")
 	}
 	f := &Forwarder{
-		url:       u.String(),
+		url:       opts.URL.String(),
 		secret:    opts.Secret,
 		timeout:   cmp.Or(opts.Timeout, DefaultTimeout),
 		initial:   cmp.Or(opts.InitialBackoff, DefaultInitialBackoff),

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,16 @@ func (m *memReceiver) RoundTrip(r *http.Request) (*http.Response, error) {
 // client is for forward.Options.Client.
 func (m *memReceiver) client() *http.Client { return &http.Client{Transport: m} }
 
+// mustURL parses s, a URL the test itself wrote.
+func mustURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func newForwarder(t *testing.T, opts forward.Options) (*forward.Forwarder, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -143,12 +154,9 @@ func TestNewValidatesOptions(t *testing.T) {
 		opts forward.Options
 	}{
 		{"no URL", forward.Options{Secret: secret}},
-		{"relative URL", forward.Options{URL: "/api/payments/webhook", Secret: secret}},
-		{"other scheme", forward.Options{URL: "ftp://next.example/hook", Secret: secret}},
-		{"unparsable URL", forward.Options{URL: "http://[::1", Secret: secret}},
-		{"no secret", forward.Options{URL: "http://next.example/hook"}},
-		{"negative timeout", forward.Options{URL: "http://next.example/hook", Secret: secret, Timeout: -time.Second}},
-		{"max below initial backoff", forward.Options{URL: "http://next.example/hook", Secret: secret, InitialBackoff: time.Second, MaxBackoff: time.Millisecond}},
+		{"no secret", forward.Options{URL: mustURL(t, "http://next.example/hook")}},
+		{"negative timeout", forward.Options{URL: mustURL(t, "http://next.example/hook"), Secret: secret, Timeout: -time.Second}},
+		{"max below initial backoff", forward.Options{URL: mustURL(t, "http://next.example/hook"), Secret: secret, InitialBackoff: time.Second, MaxBackoff: time.Millisecond}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +171,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 	t.Run("duplicate registration", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
-		opts := forward.Options{URL: "http://next.example/hook", Secret: secret, Registerer: reg}
+		opts := forward.Options{URL: mustURL(t, "http://next.example/hook"), Secret: secret, Registerer: reg}
 		if _, err := forward.New(opts); err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +184,7 @@ func TestNewValidatesOptions(t *testing.T) {
 func TestForwardSignsAndLabelsEachRequest(t *testing.T) {
 	rc := newReceiver(t, statuses(200))
 	at := time.Unix(1_767_225_600, 0)
-	f, _ := newForwarder(t, forward.Options{URL: rc.URL + "/api/payments/webhook", UserAgent: "payments-api/1.2.3", Now: func() time.Time { return at }})
+	f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL+"/api/payments/webhook"), UserAgent: "payments-api/1.2.3", Now: func() time.Time { return at }})
 	ctx, _ := requestlog.New(context.Background(), "req-abc")
 
 	n, err := f.Forward(ctx, "evt_1", body)
@@ -206,7 +214,7 @@ func TestForwardSignsAndLabelsEachRequest(t *testing.T) {
 	}
 
 	// Outside a request there is no id to pass on, and the default User-Agent.
-	f2, _ := newForwarder(t, forward.Options{URL: rc.URL})
+	f2, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL)})
 	if _, err := f2.Forward(context.Background(), "evt_2", body); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +231,7 @@ func TestForwardResignsEachAttempt(t *testing.T) {
 	rc := newReceiver(t, statuses(503, 503, 200))
 	var clock atomic.Int64
 	clock.Store(1_767_225_600)
-	f, _ := newForwarder(t, forward.Options{URL: rc.URL, Now: func() time.Time { return time.Unix(clock.Add(7), 0) }})
+	f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL), Now: func() time.Time { return time.Unix(clock.Add(7), 0) }})
 	n, err := f.Forward(context.Background(), "evt_1", body)
 	if err != nil || n != 3 {
 		t.Fatalf("Forward = %d, %v; want 3, nil", n, err)
@@ -279,7 +287,7 @@ func TestForwardClassifiesStatuses(t *testing.T) {
 				}
 				statuses(tt.status, 200)(w, n)
 			})
-			f, reg := newForwarder(t, forward.Options{URL: rc.URL})
+			f, reg := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL)})
 			n, err := f.Forward(context.Background(), "evt_1", body)
 			if n != tt.wantAttempts || (err != nil) != tt.wantErr {
 				t.Fatalf("Forward = %d, %v; want %d attempts, error %t", n, err, tt.wantAttempts, tt.wantErr)
@@ -304,7 +312,7 @@ func TestForwardGivesUpWithinTheBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const budget = 250 * time.Millisecond
 		next := &memReceiver{respond: statuses(500)}
-		f, reg := newForwarder(t, forward.Options{URL: memURL, Client: next.client(), Timeout: budget})
+		f, reg := newForwarder(t, forward.Options{URL: mustURL(t, memURL), Client: next.client(), Timeout: budget})
 		start := time.Now()
 		n, err := f.Forward(context.Background(), "evt_1", body)
 		elapsed := time.Since(start)
@@ -349,7 +357,7 @@ func TestForwardHonoursRetryAfter(t *testing.T) {
 				}
 				w.WriteHeader(http.StatusOK)
 			}}
-			f, reg := newForwarder(t, forward.Options{URL: memURL, Client: next.client(), Timeout: 5 * time.Second})
+			f, reg := newForwarder(t, forward.Options{URL: mustURL(t, memURL), Client: next.client(), Timeout: 5 * time.Second})
 			if n, err := f.Forward(context.Background(), "evt_1", body); n != 2 || err != nil {
 				t.Fatalf("Forward = %d, %v; want 2, nil", n, err)
 			}
@@ -372,7 +380,7 @@ func TestForwardHonoursRetryAfter(t *testing.T) {
 			w.Header().Set("Retry-After", "3600")
 			w.WriteHeader(http.StatusServiceUnavailable)
 		})
-		f, _ := newForwarder(t, forward.Options{URL: rc.URL, Timeout: 5 * time.Second})
+		f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL), Timeout: 5 * time.Second})
 		n, err := f.Forward(context.Background(), "evt_1", body)
 		if n != 1 || err == nil || !strings.Contains(err.Error(), "Retry-After beyond the budget") {
 			t.Fatalf("Forward = %d, %v; want 1 attempt and a Retry-After error", n, err)
@@ -389,7 +397,7 @@ func TestForwardRetriesNetworkErrors(t *testing.T) {
 	ln.Close() // nothing listens there now: connection refused
 	// Refused connections fail in well under a millisecond: a second of budget
 	// leaves room for many attempts on the slowest machine.
-	f, reg := newForwarder(t, forward.Options{URL: "http://" + addr + "/hook", Timeout: time.Second})
+	f, reg := newForwarder(t, forward.Options{URL: mustURL(t, "http://"+addr+"/hook"), Timeout: time.Second})
 	n, err := f.Forward(context.Background(), "evt_1", body)
 	var fe *forward.Error
 	if !errors.As(err, &fe) || fe.Err == nil || fe.Status != 0 {
@@ -409,7 +417,7 @@ func TestForwardStopsWhenTheCallerGoesAway(t *testing.T) {
 			w.Header().Set("Retry-After", "3") // the forwarder sleeps when the caller leaves
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}}
-		f, reg := newForwarder(t, forward.Options{URL: memURL, Client: next.client(), Timeout: time.Minute})
+		f, reg := newForwarder(t, forward.Options{URL: mustURL(t, memURL), Client: next.client(), Timeout: time.Minute})
 		ctx, cancel := context.WithCancel(context.Background())
 		type result struct {
 			n   int
@@ -466,7 +474,7 @@ func TestForwardReusesConnections(t *testing.T) {
 		}
 		io.WriteString(w, big)
 	})
-	f, _ := newForwarder(t, forward.Options{URL: rc.URL})
+	f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL)})
 	for i := range 20 {
 		if _, err := f.Forward(context.Background(), fmt.Sprintf("evt_%d", i), body); err != nil {
 			t.Fatal(err)
@@ -486,7 +494,7 @@ func TestForwardNeverFollowsRedirectsEvenWithTheCallersClient(t *testing.T) {
 		w.WriteHeader(http.StatusTemporaryRedirect)
 	})
 	client := &http.Client{} // follows redirects by default
-	f, _ := newForwarder(t, forward.Options{URL: rc.URL, Client: client})
+	f, _ := newForwarder(t, forward.Options{URL: mustURL(t, rc.URL), Client: client})
 	if n, err := f.Forward(context.Background(), "evt_1", body); n != 1 || err == nil {
 		t.Fatalf("Forward = %d, %v; want 1 attempt and an error", n, err)
 	}

@@ -3,20 +3,18 @@ package httpapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/felixge/httpsnoop"
 	"github.com/gorilla/handlers"
 	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
@@ -25,22 +23,156 @@ import (
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-ID"
 
-// saneRequestID is what a caller's request id must look like to be kept: short,
-// and plain enough to be safe in logs and headers.
-var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// canonicalRequestIDHeader is RequestIDHeader as net/http stores it.
+var canonicalRequestIDHeader = http.CanonicalHeaderKey(RequestIDHeader)
 
-// assignRequestID keeps the caller's X-Request-ID when it is sane, else makes a
-// new one, and echoes it on every response.
-func assignRequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if !saneRequestID.MatchString(id) {
-			id = newRequestID()
+// frameHeaders mark every response as not to be sniffed, framed or cached: the
+// API serves JSON with per-user content only. Names are canonical and the
+// value slices are shared by every response, never modified in place
+// (Header.Set replaces a slice, Header.Add copies it): setting them costs no
+// allocation.
+var frameHeaders = []struct {
+	name  string
+	value []string
+}{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"Cache-Control", []string{"no-store"}},
+	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+}
+
+// server is the frame every request walks through before the router: it
+// gives the request its id and its log record, marks the response as not to
+// be sniffed, framed or cached, turns a panic into a 500 problem, and writes
+// the access-log line and the request metrics.
+//
+// It is one middleware rather than five so that a request costs one response
+// wrapper and one context, and so that the access log and the metrics see every
+// request, even one whose handler panicked after the response had started.
+type server struct {
+	next    http.Handler
+	log     *slog.Logger
+	metrics *httpMetrics
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(RequestIDHeader)
+	if !saneRequestID(id) {
+		id = newRequestID()
+	}
+	ctx, rec := requestlog.New(r.Context(), id)
+	r = r.WithContext(ctx)
+	h := w.Header()
+	h[canonicalRequestIDHeader] = []string{id}
+	for _, fh := range frameHeaders {
+		h[fh.name] = fh.value
+	}
+
+	rw := &responseWriter{ResponseWriter: w}
+	start := time.Now()
+	aborted := s.serveRecovering(rw, r)
+	s.record(r, rec, rw, time.Since(start), aborted)
+	if aborted {
+		// net/http's way to cut a response short, so that the client cannot
+		// take a truncated body for a whole one; it is counted and logged above.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serveRecovering runs the router and recovers a panic: before the response
+// started it becomes a 500 problem; after, the response must be cut, which
+// aborted reports. The stack goes to the log, never to the client.
+func (s *server) serveRecovering(w *responseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			aborted = s.recovered(w, r, v)
 		}
-		w.Header().Set(RequestIDHeader, id)
-		ctx, _ := requestlog.New(r.Context(), id)
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+	}()
+	s.next.ServeHTTP(w, r)
+	return false
+}
+
+func (s *server) recovered(w *responseWriter, r *http.Request, v any) (aborted bool) {
+	ctx := r.Context()
+	if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+		// A handler cutting its own response (a proxy whose upstream broke)
+		// is no bug: no stack.
+		requestlog.SetError(ctx, errAborted)
+		return true
+	}
+	s.log.LogAttrs(ctx, slog.LevelError, "panic",
+		slog.String("request_id", requestlog.ID(ctx)),
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("stack", string(debug.Stack())),
+	)
+	err := fmt.Errorf("panic: %v", v)
+	if w.status != 0 {
+		requestlog.SetError(ctx, fmt.Errorf("%w after the response started; response cut", err))
+		return true
+	}
+	problem.Write(w, r, err)
+	return false
+}
+
+var errAborted = errors.New("the handler aborted the response")
+
+// record writes the access-log line, health probes included (filter on route
+// to hide them), and counts the request in the metrics.
+func (s *server) record(r *http.Request, rec *requestlog.Record, w *responseWriter, elapsed time.Duration, aborted bool) {
+	route := rec.Route()
+	if route == "" {
+		route = unmatchedRoute
+	}
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK // what net/http sends for a handler that wrote nothing
+	}
+	s.metrics.observe(route, methodLabel(r.Method), status, elapsed)
+
+	level := slog.LevelInfo
+	if status >= 500 || aborted {
+		level = slog.LevelError
+	}
+	ctx := r.Context()
+	h := s.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	// The record is made here rather than by Logger.LogAttrs, which would look
+	// up the caller's program counter for every request, for a source the
+	// handler never prints.
+	line := slog.NewRecord(time.Now(), level, "request", 0)
+	line.AddAttrs(
+		slog.String("request_id", rec.ID()),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		// The path, never the query string: a careless client may put a token there.
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.Int64("bytes", w.written),
+	)
+	if aborted {
+		line.AddAttrs(slog.Bool("aborted", true))
+	}
+	line.AddAttrs(rec.Attrs()...)
+	_ = h.Handle(ctx, line) // a log destination that fails has nobody to tell
+}
+
+// saneRequestID reports whether a caller's request id may be kept: short, and
+// plain enough to be safe in logs and headers ([A-Za-z0-9._:-]{1,128}).
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func newRequestID() string {
@@ -49,43 +181,49 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// recordRoute is router middleware: it runs once mux has matched a route and
-// records the route's template for the access log and the metrics.
-func recordRoute(next http.Handler) http.Handler {
+// withRoute records the route's template for the access log and the metrics.
+func withRoute(tmpl string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if route := mux.CurrentRoute(r); route != nil {
-			if tmpl, err := route.GetPathTemplate(); err == nil {
-				requestlog.SetRoute(r.Context(), tmpl)
-			}
-		}
+		requestlog.SetRoute(r.Context(), tmpl)
 		next.ServeHTTP(w, r)
 	})
 }
 
-// httpMetrics are the request metrics, labelled by route template, never by the
-// raw path, so that scanners probing random URLs cannot blow up cardinality.
-type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+// responseWriter remembers the status and the size of the response for the
+// access log, and whether it has started (a status is set) for the panic
+// recovery. Unwrap lets http.ResponseController reach the connection's own
+// writer (flush, deadlines).
+type responseWriter struct {
+	http.ResponseWriter
+	status  int
+	written int64
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "payments_api_http_requests_total",
-			Help: "HTTP requests answered, by route template, method and status code.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "payments_api_http_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by route template and method.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"route", "method"}),
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
-	}
-	return m
+	w.ResponseWriter.WriteHeader(code)
 }
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+// Flush sends what is buffered, for handlers that stream.
+func (w *responseWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // unmatchedRoute labels requests no route matched (404, 405 on unknown paths).
 const unmatchedRoute = "unmatched"
@@ -103,109 +241,19 @@ func methodLabel(m string) string {
 	return "OTHER"
 }
 
-// logAndMeasure writes one access-log line per request, health probes included
-// (the contract says every request; filter on route to hide them), and records
-// the request metrics.
-func logAndMeasure(log *slog.Logger, m *httpMetrics, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := requestlog.From(r.Context())
-		start := time.Now()
-		snoop := httpsnoop.CaptureMetricsFn(w, func(w http.ResponseWriter) { next.ServeHTTP(w, r) })
-		elapsed := time.Since(start)
-
-		route := rec.Route()
-		if route == "" {
-			route = unmatchedRoute
-		}
-		method := methodLabel(r.Method)
-		m.requests.WithLabelValues(route, method, strconv.Itoa(snoop.Code)).Inc()
-		m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-
-		level := slog.LevelInfo
-		if snoop.Code >= 500 {
-			level = slog.LevelError
-		}
-		if !log.Enabled(r.Context(), level) {
-			return
-		}
-		attrs := append([]slog.Attr{
-			slog.String("request_id", rec.ID()),
-			slog.String("method", r.Method),
-			slog.String("route", route),
-			// The path, never the query string: a careless client may put a token there.
-			slog.String("path", r.URL.Path),
-			slog.Int("status", snoop.Code),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.Int64("bytes", snoop.Written),
-		}, rec.Attrs()...)
-		log.LogAttrs(r.Context(), level, "request", attrs...)
-	})
-}
-
-// recoverPanics turns a panic into a 500 problem. The stack goes to the log and
-// never to the client, and the server keeps serving. gorilla/handlers'
-// RecoveryHandler writes a bare 500 before its logger runs, which leaves no room
-// for a problem document, hence this small middleware.
-func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wrote := false
-		w = httpsnoop.Wrap(w, httpsnoop.Hooks{
-			WriteHeader: func(f httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-				return func(code int) { wrote = true; f(code) }
-			},
-			Write: func(f httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-				return func(b []byte) (int, error) { wrote = true; return f(b) }
-			},
-		})
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
-				panic(v) // net/http's way to abort a response; let it do its job
-			}
-			log.LogAttrs(r.Context(), slog.LevelError, "panic",
-				slog.String("request_id", requestlog.ID(r.Context())),
-				slog.String("panic", fmt.Sprint(v)),
-				slog.String("stack", string(debug.Stack())),
-			)
-			if wrote {
-				// Too late for a problem document; make net/http cut the response.
-				panic(http.ErrAbortHandler)
-			}
-			problem.Write(w, r, fmt.Errorf("panic: %v", v))
-		}()
-		next.ServeHTTP(w, r)
-	})
-}
-
-// secureHeaders marks every response as not to be sniffed, framed or cached:
-// the API serves JSON with per-user content only.
-func secureHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("Referrer-Policy", "no-referrer")
-		next.ServeHTTP(w, r)
-	})
-}
-
 // corsAllowedHeaders are the request headers a browser may send to the API.
 var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", RequestIDHeader}
 
 // allowCORS answers CORS for a browser-facing route with gorilla/handlers,
-// allowing POST from the exact origins listed. Around the library it adds what
+// allowing method (the route's one) from the exact origins listed. Around the library it adds what
 // the contract asks and the library leaves out: Vary: Origin on every response
 // (caches must not serve one origin's answer to another), and problem documents
 // instead of bare statuses for refused preflights, including the disallowed
 // origins the library answers with an empty 200.
-func allowCORS(origins []string, next http.Handler) http.Handler {
+func allowCORS(origins []string, method string, next http.Handler) http.Handler {
 	cors := handlers.CORS(
 		handlers.AllowedOrigins(origins),
-		handlers.AllowedMethods([]string{http.MethodPost}),
+		handlers.AllowedMethods([]string{method}),
 		handlers.AllowedHeaders(corsAllowedHeaders),
 		handlers.ExposedHeaders([]string{RequestIDHeader, "Retry-After"}),
 		handlers.MaxAge(600),
@@ -218,22 +266,22 @@ func allowCORS(origins []string, next http.Handler) http.Handler {
 		}
 		origin := r.Header.Get("Origin")
 		if origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
-			// A plain OPTIONS, not a preflight: the route only serves POST.
+			// A plain OPTIONS, not a preflight: the route only serves method.
 			problem.Write(w, r, problem.Newf(http.StatusMethodNotAllowed,
-				"Method %s is not allowed here.", r.Method).WithHeader("Allow", "POST, OPTIONS"))
+				"Method %s is not allowed here.", r.Method).WithHeader("Allow", method+", OPTIONS"))
 			return
 		}
 		if !slices.Contains(origins, origin) {
 			problem.Write(w, r, problem.New(http.StatusForbidden, "This origin is not allowed to call the API."))
 			return
 		}
-		cors.ServeHTTP(problemOnRefusal(w, r), r)
+		cors.ServeHTTP(problemOnRefusal(w, r, method), r)
 	})
 }
 
 // problemOnRefusal wraps w so that a bare error status written by the CORS
 // library (a method or header it does not allow) becomes a 403 problem.
-func problemOnRefusal(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+func problemOnRefusal(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
 	return httpsnoop.Wrap(w, httpsnoop.Hooks{
 		WriteHeader: func(f httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 			return func(code int) {
@@ -242,7 +290,7 @@ func problemOnRefusal(w http.ResponseWriter, r *http.Request) http.ResponseWrite
 					return
 				}
 				problem.Write(w, r, problem.New(http.StatusForbidden,
-					"This cross-origin request is not allowed: the API accepts POST with the headers "+
+					"This cross-origin request is not allowed: this route accepts "+method+" with the headers "+
 						strings.Join(corsAllowedHeaders, ", ")+"."))
 			}
 		},

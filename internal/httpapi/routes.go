@@ -9,20 +9,29 @@ import (
 // addRoutes is the whole API surface: every route, its methods and its
 // middleware.
 func addRoutes(r *mux.Router, opts Options) {
-	r.Use(recordRoute)
+	handle := func(tmpl string, h http.Handler, methods ...string) {
+		r.Handle(tmpl, withRoute(tmpl, h)).Methods(methods...)
+	}
 
-	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/readyz", handleReadyz(opts.Readiness)).Methods(http.MethodGet, http.MethodHead)
-
-	// Browsers call checkout cross-origin, so it alone answers CORS preflights
-	// (OPTIONS) and only then authenticates.
-	r.Handle("/stripe/checkout",
-		allowCORS(opts.AllowedOrigins, opts.Authenticate(opts.Checkout)),
-	).Methods(http.MethodPost, http.MethodOptions)
+	// Browsers call these three cross-origin, so they answer CORS preflights
+	// (OPTIONS) and only then authenticate.
+	handle("/stripe/checkout", limitBody(opts.CheckoutMaxBody,
+		allowCORS(opts.AllowedOrigins, http.MethodPost, opts.Authenticate(opts.Checkout))),
+		http.MethodPost, http.MethodOptions)
+	handle("/stripe/portal", limitBody(opts.PortalMaxBody,
+		allowCORS(opts.AllowedOrigins, http.MethodPost, opts.Authenticate(opts.Portal))),
+		http.MethodPost, http.MethodOptions)
+	handle("/stripe/subscription",
+		allowCORS(opts.AllowedOrigins, http.MethodGet, opts.Authenticate(opts.Subscription)),
+		http.MethodGet, http.MethodOptions)
 
 	// Stripe calls the webhook server to server; its signature is the
 	// authentication, and it gets no CORS headers.
-	r.Handle("/stripe/webhook", opts.Webhook).Methods(http.MethodPost)
+	handle("/stripe/webhook", limitBody(opts.WebhookMaxBody, opts.Webhook), http.MethodPost)
+
+	// The router tries routes in order: the busy ones above come first.
+	handle("/healthz", handleHealthz(), http.MethodGet, http.MethodHead)
+	handle("/readyz", handleReadyz(opts.Readiness), http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(r)

@@ -1,6 +1,6 @@
 // Package httpapi is the service's HTTP surface: every route in one place
 // (routes.go), the middleware each request walks through, and the health and
-// readiness endpoints. The feature handlers (checkout, webhook) and the
+// readiness endpoints. The feature handlers (billing, webhook) and the
 // authentication middleware are passed in, so this package knows their shape,
 // not their insides.
 package httpapi
@@ -19,34 +19,42 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Readiness  *Readiness
 
-	// AllowedOrigins are the exact browser origins that may call the checkout
-	// endpoint (CORS).
+	// AllowedOrigins are the exact browser origins that may call checkout,
+	// the portal and the subscription state (CORS).
 	AllowedOrigins []string
 
-	// Authenticate verifies the caller of the checkout endpoint and puts the
-	// identity in the request context, or answers 401 itself.
+	// Authenticate verifies the caller of checkout, the portal and the
+	// subscription state and puts the identity in the request context, or
+	// answers 401 itself.
 	Authenticate func(http.Handler) http.Handler
-	Checkout     http.Handler
-	Webhook      http.Handler
+	Checkout     http.Handler // POST /stripe/checkout
+	Portal       http.Handler // POST /stripe/portal
+	Subscription http.Handler // GET /stripe/subscription
+	Webhook      http.Handler // POST /stripe/webhook
+
+	// CheckoutMaxBody, PortalMaxBody and WebhookMaxBody are the largest
+	// request bodies the routes take; each handler answers 413 beyond its
+	// own. All are required: the server reads past them so that the client
+	// can read that answer (see limitBody).
+	CheckoutMaxBody int64
+	PortalMaxBody   int64
+	WebhookMaxBody  int64
 }
 
-// NewServer returns the public API handler with all middleware applied.
+// NewServer returns the public API handler with all middleware applied. It
+// panics when a body limit is missing: a wiring mistake to be found at start-up.
 //
-// The chain, outermost first: request id → access log and metrics → panic
-// recovery → security headers → router → per-route middleware. Recovery sits
-// inside the access log so that a request that panicked is still logged and
-// counted, with its 500.
+// The chain, outermost first: the request's frame (request id, security
+// headers, panic recovery, access log and metrics; see server.ServeHTTP) →
+// router → per-route middleware (route template, body limit, CORS, auth).
 func NewServer(opts Options) http.Handler {
+	if opts.CheckoutMaxBody <= 0 || opts.PortalMaxBody <= 0 || opts.WebhookMaxBody <= 0 {
+		panic("httpapi: Options.CheckoutMaxBody, PortalMaxBody and WebhookMaxBody are required")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := mux.NewRouter()
 	addRoutes(r, opts)
-
-	var h http.Handler = r
-	h = secureHeaders(h)
-	h = recoverPanics(opts.Logger, h)
-	h = logAndMeasure(opts.Logger, newHTTPMetrics(opts.Registerer), h)
-	h = assignRequestID(h)
-	return h
+	return &server{next: r, log: opts.Logger, metrics: newHTTPMetrics(opts.Registerer)}
 }

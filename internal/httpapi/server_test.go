@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/requestlog"
 )
 
@@ -57,9 +58,18 @@ func newTestServer(t *testing.T) *testServer {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"ok":true}`)
 		}),
+		Portal: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"url":"https://billing.stripe.com/p/session/x"}`)
+		}),
+		Subscription: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"customer_id":null,"subscriptions":[]}`)
+		}),
 		Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"received":true}`)
 		}),
+		CheckoutMaxBody: 16 << 10,
+		PortalMaxBody:   16 << 10,
+		WebhookMaxBody:  512 << 10,
 	})
 	return ts
 }
@@ -76,22 +86,7 @@ func (ts *testServer) do(method, target string, header map[string]string) *http.
 
 func decodeProblem(t *testing.T, resp *http.Response) problem.Body {
 	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); ct != problem.ContentType {
-		t.Fatalf("Content-Type = %q, want %q", ct, problem.ContentType)
-	}
-	var body problem.Body
-	dec := json.NewDecoder(resp.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		t.Fatalf("decoding problem: %v", err)
-	}
-	if body.Status != resp.StatusCode || body.Title != http.StatusText(resp.StatusCode) || body.Type == "" || body.Detail == "" {
-		t.Errorf("problem %+v does not match status %d", body, resp.StatusCode)
-	}
-	if body.RequestID == "" || body.RequestID != resp.Header.Get(RequestIDHeader) {
-		t.Errorf("problem request_id %q, header %q", body.RequestID, resp.Header.Get(RequestIDHeader))
-	}
-	return body
+	return problemtest.Decode(t, problemtest.Read(t, resp))
 }
 
 func TestRequestID(t *testing.T) {
@@ -120,7 +115,7 @@ func TestRequestID(t *testing.T) {
 			if tt.keep && got != tt.sent {
 				t.Errorf("X-Request-ID = %q, want the caller's %q", got, tt.sent)
 			}
-			if !tt.keep && (got == tt.sent || !saneRequestID.MatchString(got) || len(got) != 32) {
+			if !tt.keep && (got == tt.sent || !saneRequestID(got) || len(got) != 32) {
 				t.Errorf("X-Request-ID = %q, want a fresh 32-hex id", got)
 			}
 			if seen[got] {
@@ -179,6 +174,9 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{http.MethodDelete, "/stripe/webhook", 405, "POST"},
 		{http.MethodPost, "/healthz", 405, "GET, HEAD"},
 		{http.MethodOptions, "/stripe/checkout", 405, "POST, OPTIONS"}, // OPTIONS that is no preflight
+		{http.MethodGet, "/stripe/portal", 405, "POST, OPTIONS"},
+		{http.MethodPost, "/stripe/subscription", 405, "GET, OPTIONS"},
+		{http.MethodOptions, "/stripe/subscription", 405, "GET, OPTIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -224,6 +222,15 @@ func TestCORS(t *testing.T) {
 		{"actual allowed", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
 		{"actual foreign", http.MethodPost, "/stripe/checkout", map[string]string{"Origin": "https://evil.example.com"}, 200, ""},
 		{"webhook gets no CORS", http.MethodPost, "/stripe/webhook", map[string]string{"Origin": allowedOrigin}, 200, ""},
+		{"portal preflight", http.MethodOptions, "/stripe/portal", preflight(allowedOrigin, "POST", "authorization,content-type"), 200, allowedOrigin},
+		{"portal preflight foreign origin", http.MethodOptions, "/stripe/portal", preflight("https://evil.example.com", "POST", "authorization"), 403, ""},
+		{"portal preflight GET", http.MethodOptions, "/stripe/portal", preflight(allowedOrigin, "GET", ""), 403, ""},
+		{"portal actual allowed", http.MethodPost, "/stripe/portal", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
+		{"subscription preflight", http.MethodOptions, "/stripe/subscription", preflight(allowedOrigin, "GET", "authorization,x-request-id"), 200, allowedOrigin},
+		{"subscription preflight foreign origin", http.MethodOptions, "/stripe/subscription", preflight("https://evil.example.com", "GET", "authorization"), 403, ""},
+		{"subscription preflight POST", http.MethodOptions, "/stripe/subscription", preflight(allowedOrigin, "POST", "authorization"), 403, ""},
+		{"subscription actual allowed", http.MethodGet, "/stripe/subscription", map[string]string{"Origin": allowedOrigin}, 200, allowedOrigin},
+		{"subscription actual foreign", http.MethodGet, "/stripe/subscription", map[string]string{"Origin": "https://evil.example.com"}, 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,7 +244,7 @@ func TestCORS(t *testing.T) {
 			if resp.StatusCode >= 400 {
 				decodeProblem(t, resp)
 			}
-			if tt.path == "/stripe/checkout" {
+			if tt.path != "/stripe/webhook" {
 				if got := resp.Header.Values("Vary"); len(got) != 1 || got[0] != "Origin" {
 					t.Errorf("Vary = %q, want exactly Origin", got)
 				}
@@ -250,7 +257,7 @@ func TestCORS(t *testing.T) {
 					}
 				}
 			}
-			if tt.name == "actual allowed" && !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+			if strings.Contains(tt.name, "actual allowed") && !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
 				t.Errorf("X-Request-ID not exposed to the browser: %q", resp.Header.Get("Access-Control-Expose-Headers"))
 			}
 		})
@@ -345,13 +352,18 @@ func TestHealthAndReadiness(t *testing.T) {
 func BenchmarkMiddlewareChain(b *testing.B) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	chain := NewServer(Options{
-		Logger:         slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Registerer:     prometheus.NewRegistry(),
-		Readiness:      &Readiness{},
-		AllowedOrigins: []string{allowedOrigin},
-		Authenticate:   func(h http.Handler) http.Handler { return h },
-		Checkout:       ok,
-		Webhook:        ok,
+		Logger:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registerer:      prometheus.NewRegistry(),
+		Readiness:       &Readiness{},
+		AllowedOrigins:  []string{allowedOrigin},
+		Authenticate:    func(h http.Handler) http.Handler { return h },
+		Checkout:        ok,
+		Portal:          ok,
+		Subscription:    ok,
+		Webhook:         ok,
+		CheckoutMaxBody: 16 << 10,
+		PortalMaxBody:   16 << 10,
+		WebhookMaxBody:  512 << 10,
 	})
 	for _, bc := range []struct {
 		name string

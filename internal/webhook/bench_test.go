@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 func fixture(b *testing.B) ([]byte, string) {
@@ -23,7 +25,7 @@ func fixture(b *testing.B) ([]byte, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return body, sign(body, stripeSecret, time.Now())
+	return body, webhooktest.Sign(body, stripeSecret, time.Now())
 }
 
 // BenchmarkConstructEvent is the baseline: stripe-go's verification and decoding
@@ -81,7 +83,11 @@ func BenchmarkHandlerForwardPath(b *testing.B) {
 func BenchmarkHandlerForwardHTTP(b *testing.B) {
 	next := httptest.NewServer(fakenext.New(nextSecret))
 	defer next.Close()
-	fwd, err := forward.New(forward.Options{URL: next.URL, Secret: nextSecret, Registerer: prometheus.NewRegistry()})
+	nextURL, err := url.Parse(next.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fwd, err := forward.New(forward.Options{URL: nextURL, Secret: nextSecret, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}

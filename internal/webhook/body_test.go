@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 // TestBodyCutShort: a client that declares a Content-Length and hangs up
@@ -22,7 +24,7 @@ func TestBodyCutShort(t *testing.T) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a hang fails, it doesn't block
 	fmt.Fprintf(conn, "POST /stripe/webhook HTTP/1.1\r\nHost: payments\r\nContent-Type: application/json\r\n"+
-		"Stripe-Signature: %s\r\nContent-Length: %d\r\n\r\n%s", sign(body, stripeSecret, time.Now()), len(body)+10, body)
+		"Stripe-Signature: %s\r\nContent-Length: %d\r\n\r\n%s", webhooktest.Sign(body, stripeSecret, time.Now()), len(body)+10, body)
 	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}

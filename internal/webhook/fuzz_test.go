@@ -17,6 +17,7 @@ import (
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 // recordingForwarder keeps what it was asked to deliver, in memory: the fuzz
@@ -78,9 +79,7 @@ func FuzzWebhook(f *testing.F) {
 	})
 	f.Fuzz(func(t *testing.T, body []byte, header string, sign bool) {
 		if sign {
-			header = stripewebhook.GenerateTestSignedPayload(&stripewebhook.UnsignedPayload{
-				Payload: body, Secret: stripeSecret, Timestamp: time.Now(),
-			}).Header + header
+			header = webhooktest.Sign(body, stripeSecret, time.Now()) + header
 		}
 		fwd.mu.Lock()
 		fwd.calls = nil

@@ -1,7 +1,9 @@
 // Package webhook receives Stripe events: it reads the raw body, verifies the
-// Stripe-Signature with stripe-go, and hands events of the configured types to a
-// Forwarder. Stripe is answered 200 only once the event is delivered (or is of a
-// type nobody wants); a failed delivery answers 502 so that Stripe redelivers.
+// Stripe-Signature on those exact bytes, reads the event's id and type, and
+// hands events of the configured types on: to a Forwarder (synchronous mode:
+// Stripe is answered 200 only once Next.js took the event, 502 otherwise, so
+// that Stripe redelivers) or to a Queue (durable mode: 200 once the event is
+// committed, 503 when the queue cannot take it).
 package webhook
 
 import (
@@ -11,12 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
@@ -29,11 +28,26 @@ const MaxBodyBytes = 512 << 10
 // future.
 const DefaultTolerance = 300 * time.Second
 
+// DefaultQueueTimeout bounds one Queue.Enqueue call when Options.QueueTimeout
+// is zero.
+const DefaultQueueTimeout = 5 * time.Second
+
+// QueueRetryAfter is the Retry-After of a 503 when the queue cannot take an
+// event. Stripe keeps its own redelivery schedule (minutes, then hours) and
+// does not read the header; it is for other senders (a replay tool, the
+// Stripe CLI) and for people reading the response. 30 seconds is about what a
+// PostgreSQL restart or fail-over takes, so a sooner retry would most likely
+// fail again.
+const QueueRetryAfter = "30"
+
 // Outcomes, the values of the outcome label of payments_api_webhook_events_total.
 const (
 	OutcomeForwarded        = "forwarded"
 	OutcomeIgnored          = "ignored"
 	OutcomeForwardFailed    = "forward_failed"
+	OutcomeQueued           = "queued"
+	OutcomeDuplicate        = "duplicate"
+	OutcomeQueueUnavailable = "queue_unavailable"
 	OutcomeInvalidSignature = "invalid_signature"
 	OutcomeInvalidPayload   = "invalid_payload"
 	OutcomeTooLarge         = "too_large"
@@ -45,17 +59,18 @@ const otherType = "other"
 
 // Problem details. Each names what is wrong without echoing the header or body.
 const (
-	detailTooLarge       = "The event body is larger than 512 KiB."
-	detailUnreadable     = "The event body could not be read."
-	detailNotSigned      = "The Stripe-Signature header is missing."
-	detailBadHeader      = "The Stripe-Signature header is malformed."
-	detailNoV1           = "The Stripe-Signature header has no v1 signature."
-	detailNoMatch        = "No v1 signature in the Stripe-Signature header matches the body."
-	detailTooOld         = "The Stripe-Signature timestamp is too old."
-	detailInFuture       = "The Stripe-Signature timestamp is in the future."
-	detailUnparsable     = "The event body is not a valid Stripe event."
-	detailMissingFields  = "The event has no id or type."
-	detailForwardFailure = "The event could not be delivered to the application; it will be accepted on redelivery."
+	detailTooLarge         = "The event body is larger than 512 KiB."
+	detailUnreadable       = "The event body could not be read."
+	detailNotSigned        = "The Stripe-Signature header is missing."
+	detailBadHeader        = "The Stripe-Signature header is malformed."
+	detailNoV1             = "The Stripe-Signature header has no v1 signature."
+	detailNoMatch          = "No v1 signature in the Stripe-Signature header matches the body."
+	detailTooOld           = "The Stripe-Signature timestamp is too old."
+	detailInFuture         = "The Stripe-Signature timestamp is in the future."
+	detailUnparsable       = "The event body is not a valid Stripe event."
+	detailMissingFields    = "The event has no id or type."
+	detailForwardFailure   = "The event could not be delivered to the application; it will be accepted on redelivery."
+	detailQueueUnavailable = "The event could not be stored for delivery; it will be accepted on redelivery."
 )
 
 // Forwarder delivers a verified event's raw body; *forward.Forwarder is one.
@@ -63,18 +78,33 @@ type Forwarder interface {
 	Forward(ctx context.Context, eventID string, body []byte) (attempts int, err error)
 }
 
-// Options configures Handler. Secret and Forwarder are required.
+// Queue commits a verified event for delivery later (durable mode). Enqueue
+// returns once the event is stored, unique by eventID: duplicate is true when
+// an event with that id was already queued or delivered. The request id is in
+// ctx (requestlog.ID), for the implementation to keep with the event. ctx ends
+// after Options.QueueTimeout; the handler answers 503 then, whatever Enqueue
+// still does.
+type Queue interface {
+	Enqueue(ctx context.Context, eventID, eventType string, body []byte) (duplicate bool, err error)
+}
+
+// Options configures Handler. Secret is required, and Forwarder or Queue.
 type Options struct {
 	// Secret is the Stripe endpoint's signing secret (whsec_…).
 	Secret string
 	// Tolerance is how far the signature timestamp may be in the past or the
 	// future (DefaultTolerance when zero).
 	Tolerance time.Duration
-	// ForwardTypes lists the event types handed to Forwarder; other types are
+	// ForwardTypes lists the event types handed on; other types are
 	// acknowledged and dropped.
 	ForwardTypes []string
-	// Forwarder delivers the events of ForwardTypes.
+	// Forwarder delivers the events of ForwardTypes at once (synchronous mode).
 	Forwarder Forwarder
+	// Queue, when set, takes the events of ForwardTypes instead of Forwarder
+	// (durable mode).
+	Queue Queue
+	// QueueTimeout bounds one Enqueue (DefaultQueueTimeout when zero).
+	QueueTimeout time.Duration
 	// Registerer receives payments_api_webhook_events_total; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Now is the clock of the future-timestamp check (time.Now when nil). The
@@ -83,21 +113,26 @@ type Options struct {
 }
 
 // Handler returns the handler of POST /stripe/webhook. It panics when opts lack
-// Secret or Forwarder or when its metric cannot be registered: wiring mistakes
-// to be found at start-up, not by Stripe.
+// Secret, or both Forwarder and Queue, or when its metric cannot be
+// registered: wiring mistakes to be found at start-up, not by Stripe.
 func Handler(opts Options) http.Handler {
-	if opts.Secret == "" || opts.Forwarder == nil {
-		panic("webhook: Options.Secret and Options.Forwarder are required")
+	if opts.Secret == "" || (opts.Forwarder == nil && opts.Queue == nil) {
+		panic("webhook: Options.Secret and one of Options.Forwarder or Options.Queue are required")
 	}
 	h := &handler{
-		secret:    opts.Secret,
-		tolerance: opts.Tolerance,
-		forward:   make(map[string]bool, len(opts.ForwardTypes)),
-		fwd:       opts.Forwarder,
-		now:       opts.Now,
+		secret:       opts.Secret,
+		tolerance:    opts.Tolerance,
+		forward:      make(map[string]bool, len(opts.ForwardTypes)),
+		fwd:          opts.Forwarder,
+		queue:        opts.Queue,
+		queueTimeout: opts.QueueTimeout,
+		now:          opts.Now,
 	}
 	if h.tolerance <= 0 {
 		h.tolerance = DefaultTolerance
+	}
+	if h.queueTimeout <= 0 {
+		h.queueTimeout = DefaultQueueTimeout
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -106,10 +141,15 @@ func Handler(opts Options) http.Handler {
 		Name: "payments_api_webhook_events_total",
 		Help: "Stripe webhook requests by event type (forwarded types by name, all others \"other\") and outcome.",
 	}, []string{"type", "outcome"})
+	handedOn := []string{OutcomeForwarded, OutcomeForwardFailed}
+	if h.queue != nil {
+		handedOn = []string{OutcomeQueued, OutcomeDuplicate, OutcomeQueueUnavailable}
+	}
 	for _, t := range opts.ForwardTypes {
 		h.forward[t] = true
-		h.events.WithLabelValues(t, OutcomeForwarded)
-		h.events.WithLabelValues(t, OutcomeForwardFailed)
+		for _, o := range handedOn {
+			h.events.WithLabelValues(t, o)
+		}
 	}
 	for _, o := range []string{OutcomeIgnored, OutcomeInvalidSignature, OutcomeInvalidPayload, OutcomeTooLarge} {
 		h.events.WithLabelValues(otherType, o)
@@ -121,27 +161,29 @@ func Handler(opts Options) http.Handler {
 }
 
 type handler struct {
-	secret    string
-	tolerance time.Duration
-	forward   map[string]bool
-	fwd       Forwarder
-	now       func() time.Time
-	events    *prometheus.CounterVec
+	secret       string
+	tolerance    time.Duration
+	forward      map[string]bool
+	fwd          Forwarder
+	queue        Queue
+	queueTimeout time.Duration
+	now          func() time.Time
+	events       *prometheus.CounterVec
 }
 
-// The two success bodies; constants, as they never vary.
+// The success bodies; constants, as they never vary.
 const (
 	respForwarded = `{"received":true,"forwarded":true}` + "\n"
 	respIgnored   = `{"received":true,"forwarded":false}` + "\n"
+	respQueued    = `{"received":true,"queued":true}` + "\n"
+	respDuplicate = `{"received":true,"queued":true,"duplicate":true}` + "\n"
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-
 	body, err := readBody(w, r)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 			h.count(ctx, otherType, OutcomeTooLarge)
 			problem.Write(w, r, problem.Wrap(http.StatusRequestEntityTooLarge, detailTooLarge, err))
 			return
@@ -150,49 +192,80 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.Wrap(http.StatusBadRequest, detailUnreadable, err))
 		return
 	}
-
-	header := r.Header.Get("Stripe-Signature")
-	// stripe-go refuses old timestamps only; a future one is refused here, before
-	// the HMAC check just as the library checks age before it.
-	if t, ok := signatureTime(header); ok && t.Sub(h.now()) > h.tolerance {
+	if pe := h.verify(body, r.Header.Get("Stripe-Signature")); pe != nil {
 		h.count(ctx, otherType, OutcomeInvalidSignature)
-		problem.Write(w, r, problem.Wrap(http.StatusBadRequest, detailInFuture,
-			fmt.Errorf("signature timestamp %s ahead of the clock", t.Sub(h.now()).Round(time.Second))))
+		problem.Write(w, r, pe)
 		return
 	}
-	event, err := stripewebhook.ConstructEventWithOptions(body, header, h.secret, stripewebhook.ConstructEventOptions{
-		Tolerance:                h.tolerance,
-		IgnoreAPIVersionMismatch: true, // Stripe endpoints send their own, newer versions
-	})
+	ev, err := parseEvent(body)
 	if err != nil {
-		status, detail, outcome := classify(err, header)
-		h.count(ctx, otherType, outcome)
-		problem.Write(w, r, problem.Wrap(status, detail, err))
-		return
-	}
-	if event.ID == "" || event.Type == "" {
 		h.count(ctx, otherType, OutcomeInvalidPayload)
-		problem.Write(w, r, problem.New(http.StatusBadRequest, detailMissingFields))
+		detail := detailUnparsable
+		if errors.Is(err, errMissingFields) {
+			detail = detailMissingFields
+		}
+		problem.Write(w, r, problem.Wrap(http.StatusBadRequest, detail, err))
 		return
 	}
-
-	eventType := string(event.Type)
-	requestlog.Add(ctx, slog.String("event_id", event.ID), slog.String("event_type", eventType))
-	if !h.forward[eventType] {
+	requestlog.Add(ctx, slog.String("event_id", ev.ID), slog.String("event_type", ev.Type))
+	switch {
+	case !h.forward[ev.Type]:
 		h.count(ctx, otherType, OutcomeIgnored)
 		writeJSON(w, respIgnored)
-		return
+	case h.queue != nil:
+		h.enqueue(w, r, ev, body)
+	default:
+		h.forwardNow(w, r, ev, body)
 	}
+}
 
-	attempts, err := h.fwd.Forward(ctx, event.ID, body)
+// forwardNow delivers the event to Next.js before answering Stripe.
+func (h *handler) forwardNow(w http.ResponseWriter, r *http.Request, ev event, body []byte) {
+	ctx := r.Context()
+	attempts, err := h.fwd.Forward(ctx, ev.ID, body)
 	requestlog.Add(ctx, slog.Int("forward_attempts", attempts))
 	if err != nil {
-		h.count(ctx, eventType, OutcomeForwardFailed)
+		h.count(ctx, ev.Type, OutcomeForwardFailed)
 		problem.Write(w, r, problem.Wrap(http.StatusBadGateway, detailForwardFailure, err))
 		return
 	}
-	h.count(ctx, eventType, OutcomeForwarded)
+	h.count(ctx, ev.Type, OutcomeForwarded)
 	writeJSON(w, respForwarded)
+}
+
+// enqueue commits the event to the queue before answering Stripe. The answer
+// comes within queueTimeout even if Enqueue overstays it: Stripe gives up on
+// slow endpoints and redelivers, and the redelivery is de-duplicated.
+func (h *handler) enqueue(w http.ResponseWriter, r *http.Request, ev event, body []byte) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.queueTimeout)
+	defer cancel()
+	type answer struct {
+		duplicate bool
+		err       error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		dup, err := h.queue.Enqueue(ctx, ev.ID, ev.Type, body)
+		done <- answer{dup, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		a.err = fmt.Errorf("queue did not answer within %s: %w", h.queueTimeout, ctx.Err())
+	}
+	switch {
+	case a.err != nil:
+		h.count(r.Context(), ev.Type, OutcomeQueueUnavailable)
+		problem.Write(w, r, problem.Wrap(http.StatusServiceUnavailable, detailQueueUnavailable,
+			fmt.Errorf("enqueue: %w", a.err)).WithHeader("Retry-After", QueueRetryAfter))
+	case a.duplicate:
+		h.count(r.Context(), ev.Type, OutcomeDuplicate)
+		writeJSON(w, respDuplicate)
+	default:
+		h.count(r.Context(), ev.Type, OutcomeQueued)
+		writeJSON(w, respQueued)
+	}
 }
 
 // count records the request's outcome in the metric and on its log line.
@@ -224,63 +297,4 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b := make([]byte, r.ContentLength)
 	_, err := io.ReadFull(rd, b)
 	return b, err
-}
-
-// classify maps a stripe-go verification error to a response. The library's
-// sentinel errors cover the header and signature; any other error comes from
-// decoding the event after the signature matched.
-func classify(err error, header string) (status int, detail, outcome string) {
-	switch {
-	case errors.Is(err, stripewebhook.ErrNotSigned):
-		return http.StatusBadRequest, detailNotSigned, OutcomeInvalidSignature
-	case errors.Is(err, stripewebhook.ErrInvalidHeader):
-		return http.StatusBadRequest, detailBadHeader, OutcomeInvalidSignature
-	case errors.Is(err, stripewebhook.ErrTooOld):
-		if _, ok := signatureTime(header); !ok {
-			return http.StatusBadRequest, detailBadHeader, OutcomeInvalidSignature
-		}
-		return http.StatusBadRequest, detailTooOld, OutcomeInvalidSignature
-	case errors.Is(err, stripewebhook.ErrNoValidSignature):
-		if !hasV1(header) {
-			return http.StatusBadRequest, detailNoV1, OutcomeInvalidSignature
-		}
-		return http.StatusBadRequest, detailNoMatch, OutcomeInvalidSignature
-	default:
-		return http.StatusBadRequest, detailUnparsable, OutcomeInvalidPayload
-	}
-}
-
-// signatureTime returns the header's t= timestamp, read as stripe-go reads it
-// (comma-separated key=value pairs, the last t wins), and false when the header
-// has none the library would accept.
-func signatureTime(header string) (time.Time, bool) {
-	var (
-		t  int64
-		ok bool
-	)
-	for pair := range strings.SplitSeq(header, ",") {
-		k, v, found := strings.Cut(pair, "=")
-		if !found || strings.Contains(v, "=") {
-			return time.Time{}, false
-		}
-		if k == "t" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return time.Time{}, false
-			}
-			t, ok = n, true
-		}
-	}
-	return time.Unix(t, 0), ok
-}
-
-// hasV1 reports whether the header carries a v1 entry at all; it only refines the
-// problem detail, the verdict is stripe-go's.
-func hasV1(header string) bool {
-	for pair := range strings.SplitSeq(header, ",") {
-		if k, v, _ := strings.Cut(pair, "="); k == "v1" && v != "" {
-			return true
-		}
-	}
-	return false
 }

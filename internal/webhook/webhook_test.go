@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -22,9 +24,10 @@ import (
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/metricstest"
-	"github.com/acme/payments-api/internal/problem"
+	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/requestlog"
 	"github.com/acme/payments-api/internal/webhook"
+	"github.com/acme/payments-api/internal/webhooktest"
 )
 
 const (
@@ -46,13 +49,6 @@ func event(id, typ, apiVersion string) []byte {
 		`"data":{"object":{"id":"cs_test_1","object":"checkout.session","customer_email":%q,`+
 		`"customer_details":{"email":%q,"address":{"line1":"742 Evergreen Terrace"}},"amount_total":2900}},`+
 		`"livemode":false,"pending_webhooks":1,"type":%q}`, id, apiVersion, email, email, typ))
-}
-
-// sign returns a Stripe-Signature header for body, made by stripe-go's own helper.
-func sign(body []byte, secret string, at time.Time) string {
-	return stripewebhook.GenerateTestSignedPayload(&stripewebhook.UnsignedPayload{
-		Payload: body, Secret: secret, Timestamp: at,
-	}).Header
 }
 
 // stack is payments-api's webhook handler with a real Forwarder in front of a
@@ -85,15 +81,15 @@ func newStack(t *testing.T, cfg stackConfig) *stack {
 	}
 	nextSrv := httptest.NewServer(nextHandler)
 	t.Cleanup(nextSrv.Close)
-	url := nextSrv.URL + "/api/payments/webhook"
-	if cfg.nextURL != "" {
-		url = cfg.nextURL
+	nextURL, err := url.Parse(cmp.Or(cfg.nextURL, nextSrv.URL+"/api/payments/webhook"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if cfg.timeout == 0 {
 		cfg.timeout = 5 * time.Second
 	}
 	fwd, err := forward.New(forward.Options{
-		URL:            url,
+		URL:            nextURL,
 		Secret:         nextSecret,
 		Timeout:        cfg.timeout,
 		InitialBackoff: 10 * time.Millisecond,
@@ -213,22 +209,7 @@ func checkNoLeak(t *testing.T, r response, fragments ...string) {
 
 func checkProblem(t *testing.T, r response, wantStatus int, wantDetail string) {
 	t.Helper()
-	if got := r.status; got != wantStatus {
-		t.Errorf("status = %d, want %d (body %s)", got, wantStatus, r.body)
-	}
-	if got, want := r.header.Get("Content-Type"), problem.ContentType; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
-	}
-	var p problem.Body
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		t.Fatalf("problem body %s: %v", r.body, err)
-	}
-	if got, want := p.Detail, wantDetail; got != want {
-		t.Errorf("detail = %q, want %q", got, want)
-	}
-	if got, want := p.Status, wantStatus; got != want {
-		t.Errorf("problem status = %d, want %d", got, want)
-	}
+	p := problemtest.Check(t, problemtest.Response{Status: r.status, Header: r.header, Body: r.body}, wantStatus, wantDetail)
 	if got, want := p.RequestID, r.rec.ID(); got != want {
 		t.Errorf("request_id = %q, want %q", got, want)
 	}
@@ -272,7 +253,7 @@ func TestForwardsConfiguredTypes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStack(t, stackConfig{})
-			inbound := sign(tt.body, stripeSecret, time.Now())
+			inbound := webhooktest.Sign(tt.body, stripeSecret, time.Now())
 			r := s.post(t, tt.body, inbound)
 			checkReceived(t, r, true)
 
@@ -337,7 +318,7 @@ func TestIgnoresOtherTypes(t *testing.T) {
 	for i, typ := range []string{"customer.created", "invoice.paid", "payment_intent.succeeded", "checkout.session.expired", "checkout.session.completed.v2"} {
 		id := fmt.Sprintf("evt_other_%d", i)
 		body := event(id, typ, "2025-09-30.clover")
-		r := s.post(t, body, sign(body, stripeSecret, time.Now()))
+		r := s.post(t, body, webhooktest.Sign(body, stripeSecret, time.Now()))
 		checkReceived(t, r, false)
 		attrs := logAttrs(r.rec)
 		if got, want := attrs["event_id"], id; got != want {
@@ -362,7 +343,7 @@ func TestIgnoresOtherTypes(t *testing.T) {
 func TestRejectsBadSignatures(t *testing.T) {
 	now := time.Now()
 	body := event("evt_sig", "checkout.session.completed", "2023-10-16")
-	good := sign(body, stripeSecret, now)
+	good := webhooktest.Sign(body, stripeSecret, now)
 	goodV1 := good[strings.Index(good, "v1=")+3:]
 	tampered := bytes.Replace(body, []byte(`"amount_total":2900`), []byte(`"amount_total":1`), 1)
 
@@ -376,15 +357,15 @@ func TestRejectsBadSignatures(t *testing.T) {
 		{"garbage header", "garbage", nil, "The Stripe-Signature header is malformed."},
 		{"timestamp not a number", "t=soon,v1=" + goodV1, nil, "The Stripe-Signature header is malformed."},
 		{"no timestamp", "v1=" + goodV1, nil, "The Stripe-Signature header is malformed."},
-		{"wrong secret", sign(body, "whsec_someone_else", now), nil, "No v1 signature in the Stripe-Signature header matches the body."},
-		{"v0 only", stripewebhook.GenerateTestSignedPayload(&stripewebhook.UnsignedPayload{Payload: body, Secret: stripeSecret, Timestamp: now, Scheme: "v0"}).Header, nil, "The Stripe-Signature header has no v1 signature."},
+		{"wrong secret", webhooktest.Sign(body, "whsec_someone_else", now), nil, "No v1 signature in the Stripe-Signature header matches the body."},
+		{"v0 only", webhooktest.SignScheme(body, stripeSecret, now, "v0"), nil, "The Stripe-Signature header has no v1 signature."},
 		{"v1 not hex", fmt.Sprintf("t=%d,v1=not-hex", now.Unix()), nil, "No v1 signature in the Stripe-Signature header matches the body."},
 		{"signature for another timestamp", fmt.Sprintf("t=%d,v1=%s", now.Unix()-1, goodV1), nil, "No v1 signature in the Stripe-Signature header matches the body."},
 		{"tampered body", good, tampered, "No v1 signature in the Stripe-Signature header matches the body."},
-		{"stale timestamp", sign(body, stripeSecret, now.Add(-10*time.Minute)), nil, "The Stripe-Signature timestamp is too old."},
-		{"stale just beyond tolerance", sign(body, stripeSecret, now.Add(-310*time.Second)), nil, "The Stripe-Signature timestamp is too old."},
-		{"future timestamp", sign(body, stripeSecret, now.Add(10*time.Minute)), nil, "The Stripe-Signature timestamp is in the future."},
-		{"future just beyond tolerance", sign(body, stripeSecret, now.Add(310*time.Second)), nil, "The Stripe-Signature timestamp is in the future."},
+		{"stale timestamp", webhooktest.Sign(body, stripeSecret, now.Add(-10*time.Minute)), nil, "The Stripe-Signature timestamp is too old."},
+		{"stale just beyond tolerance", webhooktest.Sign(body, stripeSecret, now.Add(-310*time.Second)), nil, "The Stripe-Signature timestamp is too old."},
+		{"future timestamp", webhooktest.Sign(body, stripeSecret, now.Add(10*time.Minute)), nil, "The Stripe-Signature timestamp is in the future."},
+		{"future just beyond tolerance", webhooktest.Sign(body, stripeSecret, now.Add(310*time.Second)), nil, "The Stripe-Signature timestamp is in the future."},
 	}
 	s := newStack(t, stackConfig{})
 	for _, tt := range tests {
@@ -415,7 +396,7 @@ func TestRejectsBadSignatures(t *testing.T) {
 
 func TestFutureCheckUsesTheInjectedClock(t *testing.T) {
 	body := event("evt_clock", "checkout.session.completed", "2023-10-16")
-	header := sign(body, stripeSecret, time.Now())
+	header := webhooktest.Sign(body, stripeSecret, time.Now())
 	tests := []struct {
 		name       string
 		clock      time.Duration // offset of the handler's clock from the wall clock
@@ -445,15 +426,15 @@ func TestFutureCheckUsesTheInjectedClock(t *testing.T) {
 func TestAcceptsValidSignatureVariants(t *testing.T) {
 	now := time.Now()
 	body := event("evt_variant", "checkout.session.completed", "2023-10-16")
-	good := sign(body, stripeSecret, now)
+	good := webhooktest.Sign(body, stripeSecret, now)
 	goodV1 := good[strings.Index(good, "v1=")+3:]
 	badV1 := strings.Repeat("ab", 32)
 	tests := []struct{ name, header string }{
 		{"one bad and one good v1 (secret roll)", fmt.Sprintf("t=%d,v1=%s,v1=%s", now.Unix(), badV1, goodV1)},
 		{"v0 beside a good v1", fmt.Sprintf("t=%d,v1=%s,v0=%s", now.Unix(), goodV1, badV1)},
 		{"unknown scheme beside a good v1", fmt.Sprintf("t=%d,v9=x,v1=%s", now.Unix(), goodV1)},
-		{"4 minutes old", sign(body, stripeSecret, now.Add(-4*time.Minute))},
-		{"4 minutes ahead", sign(body, stripeSecret, now.Add(4*time.Minute))},
+		{"4 minutes old", webhooktest.Sign(body, stripeSecret, now.Add(-4*time.Minute))},
+		{"4 minutes ahead", webhooktest.Sign(body, stripeSecret, now.Add(4*time.Minute))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -495,7 +476,7 @@ func TestBodySizeLimit(t *testing.T) {
 
 	t.Run("exactly 512 KiB is forwarded", func(t *testing.T) {
 		s := newStack(t, stackConfig{})
-		r := s.post(t, atLimit, sign(atLimit, stripeSecret, time.Now()))
+		r := s.post(t, atLimit, webhooktest.Sign(atLimit, stripeSecret, time.Now()))
 		checkReceived(t, r, true)
 		d := s.next.Deliveries()
 		if len(d) != 1 || !bytes.Equal(d[0].Body, atLimit) {
@@ -504,7 +485,7 @@ func TestBodySizeLimit(t *testing.T) {
 	})
 	t.Run("exactly 512 KiB, chunked, is forwarded", func(t *testing.T) {
 		s := newStack(t, stackConfig{})
-		r := s.do(t, context.Background(), chunked{bytes.NewReader(atLimit)}, sign(atLimit, stripeSecret, time.Now()))
+		r := s.do(t, context.Background(), chunked{bytes.NewReader(atLimit)}, webhooktest.Sign(atLimit, stripeSecret, time.Now()))
 		checkReceived(t, r, true)
 	})
 	for _, tt := range []struct {
@@ -516,7 +497,7 @@ func TestBodySizeLimit(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStack(t, stackConfig{})
-			r := s.do(t, context.Background(), tt.body, sign(beyond, stripeSecret, time.Now()))
+			r := s.do(t, context.Background(), tt.body, webhooktest.Sign(beyond, stripeSecret, time.Now()))
 			checkProblem(t, r, http.StatusRequestEntityTooLarge, "The event body is larger than 512 KiB.")
 			if got := s.next.Requests(); got != 0 {
 				t.Errorf("receiver got %d requests, want 0", got)
@@ -545,7 +526,7 @@ func TestRejectsUnparsableEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := []byte(tt.body)
-			sig := sign(body, stripeSecret, time.Now())
+			sig := webhooktest.Sign(body, stripeSecret, time.Now())
 			r := s.post(t, body, sig)
 			checkProblem(t, r, http.StatusBadRequest, tt.wantDetail)
 			checkNoLeak(t, r, sig)
@@ -565,7 +546,7 @@ func TestRejectsUnparsableEvents(t *testing.T) {
 func post(t *testing.T, s *stack, id string) response {
 	t.Helper()
 	body := event(id, "checkout.session.completed", "2025-09-30.clover")
-	return s.post(t, body, sign(body, stripeSecret, time.Now()))
+	return s.post(t, body, webhooktest.Sign(body, stripeSecret, time.Now()))
 }
 
 func TestRetriesUntilNextJSTakesTheEvent(t *testing.T) {
@@ -748,7 +729,7 @@ func TestStripeHangingUpStopsRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Stripe-Signature", sign(body, stripeSecret, time.Now()))
+	req.Header.Set("Stripe-Signature", webhooktest.Sign(body, stripeSecret, time.Now()))
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := s.api.Client().Do(req)
@@ -801,7 +782,7 @@ func TestShutdownLetsInFlightForwardFinish(t *testing.T) {
 	go func() {
 		body := event("evt_shutdown", "checkout.session.completed", "2023-10-16")
 		req, _ := http.NewRequest(http.MethodPost, s.api.URL, bytes.NewReader(body))
-		req.Header.Set("Stripe-Signature", sign(body, stripeSecret, time.Now()))
+		req.Header.Set("Stripe-Signature", webhooktest.Sign(body, stripeSecret, time.Now()))
 		resp, err := s.api.Client().Do(req)
 		if err != nil {
 			respc <- response{status: -1, body: []byte(err.Error())}

@@ -94,6 +94,109 @@ payments-api.secretName is the Secret holding the secret variables.
 {{- end }}
 
 {{/*
+payments-api.secretKey is the key of a secret variable in the Secret the pods
+read: the variable's own name in the chart's Secret, or the key named in
+existingSecretKeys. Called with (list $ "databaseUrl" "DATABASE_URL").
+*/}}
+{{- define "payments-api.secretKey" -}}
+{{- $root := index . 0 }}
+{{- if $root.Values.existingSecret }}
+{{- get $root.Values.existingSecretKeys (index . 1) }}
+{{- else }}
+{{- index . 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+payments-api.secretEnv is one env entry taken from the Secret the pods read.
+Called with (list $ "databaseUrl" "DATABASE_URL").
+*/}}
+{{- define "payments-api.secretEnv" -}}
+- name: {{ index . 2 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "payments-api.secretName" (index . 0) }}
+      key: {{ include "payments-api.secretKey" . }}
+{{- end }}
+
+{{/*
+payments-api.database is "true" when a database is configured (durable
+delivery): database.url, or a DATABASE_URL key in existingSecret.
+*/}}
+{{- define "payments-api.database" -}}
+{{- if or .Values.database.url (and .Values.existingSecret .Values.existingSecretKeys.databaseUrl) }}true{{ end }}
+{{- end }}
+
+{{/*
+payments-api.redis is "true" when Redis is configured (shared rate limits).
+*/}}
+{{- define "payments-api.redis" -}}
+{{- if or .Values.redis.url (and .Values.existingSecret .Values.existingSecretKeys.redisUrl) }}true{{ end }}
+{{- end }}
+
+{{/*
+payments-api.migrationName names the migration Job and its hook Secret and
+NetworkPolicy; a Job's name becomes a label value, hence the 63 characters.
+*/}}
+{{- define "payments-api.migrationName" -}}
+{{- printf "%s-migrate" (include "payments-api.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+payments-api.migrationSecretName is the Secret the migration Job reads
+DATABASE_URL from: existingSecret, else the hook Secret, because the
+release's own Secret does not exist yet when a pre-install hook runs.
+*/}}
+{{- define "payments-api.migrationSecretName" -}}
+{{- if .Values.existingSecret }}
+{{- .Values.existingSecret }}
+{{- else }}
+{{- include "payments-api.migrationName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+payments-api.migrationServiceAccountName is the ServiceAccount of the
+migration Job. A ServiceAccount the chart creates does not exist yet when a
+pre-install hook runs, so the Job then uses the namespace's "default" (it
+needs no API access, and gets no token); one you manage is used as is.
+*/}}
+{{- define "payments-api.migrationServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- "default" }}
+{{- else }}
+{{- include "payments-api.serviceAccountName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+payments-api.otlpPort is the collector port the NetworkPolicy opens: the
+explicit one, the endpoint's, or the protocol's default.
+*/}}
+{{- define "payments-api.otlpPort" -}}
+{{- $explicit := .Values.networkPolicy.otlpPort }}
+{{- $fromUrl := regexFind ":[0-9]+$" (urlParse .Values.tracing.otlpEndpoint).host | trimPrefix ":" }}
+{{- if not (kindIs "invalid" $explicit) }}
+{{- $explicit }}
+{{- else if $fromUrl }}
+{{- $fromUrl }}
+{{- else if eq .Values.tracing.otlpProtocol "grpc" }}
+{{- 4317 }}
+{{- else }}
+{{- 4318 }}
+{{- end }}
+{{- end }}
+
+{{/*
+payments-api.ruleSelector is the PromQL label matchers of this release's
+series in the alert rules: the ServiceMonitor's namespace and job labels,
+unless metrics.prometheusRule.selector says otherwise.
+*/}}
+{{- define "payments-api.ruleSelector" -}}
+{{- .Values.metrics.prometheusRule.selector | default (printf "namespace=%q,job=%q" .Release.Namespace (include "payments-api.fullname" .)) }}
+{{- end }}
+
+{{/*
 payments-api.nextjsWebhookUrl is NEXTJS_WEBHOOK_URL: the explicit URL, else the
 frontend's in-cluster Service URL.
 */}}
@@ -160,6 +263,39 @@ cannot express; every template includes it through the ConfigMap.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* The optional secrets: each is a value, or a key of existingSecret, never both. */}}
+{{- $optional := list (list "database.url" .Values.database.url "databaseUrl") (list "redis.url" .Values.redis.url "redisUrl") (list "admin.username" .Values.admin.username "adminUsername") (list "admin.password" .Values.admin.password "adminPassword") }}
+{{- range $optional }}
+{{- $value := index . 0 }}
+{{- $key := index . 2 }}
+{{- if and $.Values.existingSecret (index . 1) }}
+{{- $errs = append $errs (printf "%s conflicts with existingSecret: put it in the existing Secret and name its key in existingSecretKeys.%s" $value $key) }}
+{{- end }}
+{{- if and (not $.Values.existingSecret) (get $.Values.existingSecretKeys $key) }}
+{{- $errs = append $errs (printf "existingSecretKeys.%s needs existingSecret; without one, set %s" $key $value) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.nextjs.webhookSecret (eq .Values.nextjs.webhookSecret .Values.stripe.webhookSecret) }}
+{{- $errs = append $errs "nextjs.webhookSecret must differ from stripe.webhookSecret: a leak of one must not forge the other" }}
+{{- end }}
+{{- if .Values.admin.enabled }}
+{{- if not (include "payments-api.database" .) }}
+{{- $errs = append $errs "admin.enabled needs a database (the admin UI shows the delivery queue): set database.url, or existingSecret with existingSecretKeys.databaseUrl" }}
+{{- end }}
+{{- if .Values.existingSecret }}
+{{- if not (and .Values.existingSecretKeys.adminUsername .Values.existingSecretKeys.adminPassword) }}
+{{- $errs = append $errs "admin.enabled with existingSecret needs existingSecretKeys.adminUsername and existingSecretKeys.adminPassword" }}
+{{- end }}
+{{- else if not (and .Values.admin.username .Values.admin.password) }}
+{{- $errs = append $errs "admin.enabled needs admin.username and admin.password (basic auth of the admin UI)" }}
+{{- end }}
+{{- if has (int .Values.admin.port) (list 8001 9090) }}
+{{- $errs = append $errs (printf "admin.port %d is already the API's or the metrics' port" (int .Values.admin.port)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.serviceMonitor.enabled) (not .Values.metrics.prometheusRule.selector) }}
+{{- $errs = append $errs "metrics.prometheusRule.enabled needs the metrics scraped: enable metrics.serviceMonitor, or set metrics.prometheusRule.selector to the labels your own scrape gives the series" }}
+{{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- $errs = append $errs "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
@@ -172,4 +308,18 @@ cannot express; every template includes it through the ConfigMap.
 {{- if $errs }}
 {{- fail (printf "\n%s" (join "\n" $errs)) }}
 {{- end }}
+{{- end }}
+
+{{/*
+payments-api.resourceAttributes is OTEL_RESOURCE_ATTRIBUTES: key=value pairs,
+sorted, each value percent-encoded as the OpenTelemetry spec asks, so that a
+comma or an equals sign in a value cannot split it (a space becomes %20, not
+the +, which the SDK would keep as it is).
+*/}}
+{{- define "payments-api.resourceAttributes" -}}
+{{- $pairs := list }}
+{{- range $k := keys . | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $k (get $ $k | toString | urlquery | replace "+" "%20")) }}
+{{- end }}
+{{- join "," $pairs }}
 {{- end }}

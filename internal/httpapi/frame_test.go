@@ -1,0 +1,166 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/payments-api/internal/metricstest"
+)
+
+// lockedBuffer is a log destination the server's goroutines and the test can
+// share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the log lines whose msg is msg.
+func (l *lockedBuffer) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, raw := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
+		var line map[string]any
+		if err := json.Unmarshal(raw, &line); err != nil {
+			t.Fatalf("log line %s: %v", raw, err)
+		}
+		if line["msg"] == msg {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// liveServer serves NewServer over real HTTP: net/http itself must see what
+// the frame does with a response cut short.
+func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server, *prometheus.Registry, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(NewServer(Options{
+		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
+		Registerer:      reg,
+		AllowedOrigins:  []string{allowedOrigin},
+		Authenticate:    func(h http.Handler) http.Handler { return h },
+		Checkout:        checkout,
+		Portal:          checkout,
+		Subscription:    checkout,
+		Webhook:         webhook,
+		CheckoutMaxBody: 16 << 10,
+		PortalMaxBody:   16 << 10,
+		WebhookMaxBody:  512 << 10,
+	}))
+	t.Cleanup(srv.Close)
+	return srv, reg, logs
+}
+
+// waitFor polls until ok holds: the frame logs after the response, so the
+// client may see the answer a moment before the line is written.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
+	srv, reg, logs := liveServer(t,
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"session_id":`)
+			http.NewResponseController(w).Flush()
+			panic("boom after writing: secret internals")
+		}),
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }),
+	)
+
+	resp, err := http.Post(srv.URL+"/stripe/checkout", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("the client read a whole body from a response cut by a panic")
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status = %d, want the 200 that was already sent", resp.StatusCode)
+	}
+
+	// A handler's own abort (a proxy whose upstream broke) is counted as well.
+	if resp, err := http.Post(srv.URL+"/stripe/webhook", "application/json", strings.NewReader(`{}`)); err == nil {
+		resp.Body.Close()
+		t.Error("an aborted response reached the client")
+	}
+
+	waitFor(t, "both access-log lines", func() bool { return len(logs.lines(t, "request")) == 2 })
+	for _, line := range logs.lines(t, "request") {
+		if line["level"] != "ERROR" || line["aborted"] != true || line["status"] != 200.0 {
+			t.Errorf("access log %v: want level ERROR, aborted, status 200", line)
+		}
+	}
+	checkoutLine := logs.lines(t, "request")[0]
+	if line := logs.lines(t, "request")[1]; line["route"] == "/stripe/checkout" {
+		checkoutLine = line
+	}
+	if e, _ := checkoutLine["error"].(string); !strings.Contains(e, "boom after writing") || !strings.Contains(e, "after the response started") {
+		t.Errorf("access log error = %q, want the panic, after the response started", e)
+	}
+	panics := logs.lines(t, "panic")
+	if len(panics) != 1 || !strings.Contains(fmt.Sprint(panics[0]["stack"]), "goroutine") {
+		t.Errorf("panic lines = %v, want one, with its stack (none for the deliberate abort)", panics)
+	}
+	for route, want := range map[string]float64{"/stripe/checkout": 1, "/stripe/webhook": 1} {
+		if got := metricstest.Value(t, reg, "payments_api_http_requests_total", map[string]string{"route": route, "method": "POST", "code": "200"}); got != want {
+			t.Errorf("requests_total{%s,POST,200} = %v, want %v", route, got, want)
+		}
+		if got := metricstest.Value(t, reg, "payments_api_http_request_duration_seconds", map[string]string{"route": route, "method": "POST"}); got != want {
+			t.Errorf("duration{%s,POST} observations = %v, want %v", route, got, want)
+		}
+	}
+}
+
+func TestLimitBodyRefusesBeyondItsLimit(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		size    int
+		wantErr bool
+	}{{"at the limit", 1000, false}, {"one byte beyond", 1001, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got error
+			var n int
+			h := limitBody(1000, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var b []byte
+				b, got = io.ReadAll(r.Body)
+				n = len(b)
+			}))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(make([]byte, tt.size))))
+			var tooLarge *http.MaxBytesError
+			if (got != nil) != tt.wantErr || (tt.wantErr && !errors.As(got, &tooLarge)) || n > 1000 {
+				t.Errorf("read %d bytes, err %v; want at most 1000 and a *http.MaxBytesError: %t", n, got, tt.wantErr)
+			}
+		})
+	}
+}
