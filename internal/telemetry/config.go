@@ -1,12 +1,13 @@
 // Package telemetry sets up OpenTelemetry tracing from the standard OTEL_*
-// variables and provides the few pieces that instrument the service: a server
-// middleware that names spans by route template, client transports, spans for
-// steps that are not HTTP calls, and an slog handler that puts trace_id and
-// span_id on the log lines of a traced request.
+// variables, and provides what instruments the service where its handlers,
+// transports and logger are built: a server middleware whose spans the router
+// names by route template, client transports, and an slog handler that puts
+// trace_id and span_id on the log lines of a traced request. (Spans of steps
+// that are not HTTP calls come from package tracing, which needs no SDK.)
 //
 // Tracing is off unless an OTLP endpoint is configured. Off means no provider:
-// every building block then hands back what it was given, unwrapped, so that
-// the service pays nothing for tracing it does not do.
+// nothing is then wrapped at all, so that the service pays nothing for tracing
+// it does not do.
 package telemetry
 
 import (

@@ -13,38 +13,34 @@ import (
 )
 
 // Middleware returns the server middleware that starts a span for each request,
-// continuing the caller's trace when it sent a W3C traceparent. The span is
-// named "METHOD /route/template" once the handler has run, with route, which
-// returns the template the router matched for r (or "" when none did: the span
-// then keeps the method alone, so that raw paths never become span names).
-// Place it outside the access log, so that the log line carries the span.
+// continuing the caller's trace when it sent a W3C traceparent. Place it outside
+// the access log, so that the log line carries the span, and have the router
+// call NameServerSpan once it matched a route: until then the span is named by
+// the method alone, and a request no route matched keeps that name, so that
+// raw paths never become span names.
 //
 // With tp nil (tracing off) the middleware returns the handler it is given.
-func Middleware(tp trace.TracerProvider, route func(*http.Request) string) func(http.Handler) http.Handler {
+func Middleware(tp trace.TracerProvider) func(http.Handler) http.Handler {
 	if tp == nil {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	instrument := otelhttp.NewMiddleware("",
+	return otelhttp.NewMiddleware("",
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's job
 	)
-	return func(next http.Handler) http.Handler {
-		return instrument(nameByRoute(route, next))
-	}
 }
 
-// nameByRoute names the request's span after the route the router matched,
-// which is known only once the router has run, deep inside next.
-func nameByRoute(route func(*http.Request) string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		if tmpl := route(r); tmpl != "" {
-			span := trace.SpanFromContext(r.Context())
-			span.SetName(r.Method + " " + tmpl)
-			span.SetAttributes(semconv.HTTPRoute(tmpl))
-		}
-	})
+// NameServerSpan names the server span of r's context "METHOD route" after the
+// route template the router matched, and records it as http.route. It does
+// nothing to a span that is not recording.
+func NameServerSpan(r *http.Request, route string) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		return
+	}
+	span.SetName(r.Method + " " + route)
+	span.SetAttributes(semconv.HTTPRoute(route))
 }
 
 // TransportOptions describe the service a client transport calls.

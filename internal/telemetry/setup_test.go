@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -37,8 +38,8 @@ func startTracing(t *testing.T, env map[string]string) (trace.TracerProvider, fu
 // emit ends one span named name and flushes it by shutting tracing down.
 func emit(t *testing.T, tp trace.TracerProvider, shutdown func(context.Context) error, name string) {
 	t.Helper()
-	_, span := NewTracer(tp).Start(context.Background(), name, trace.SpanKindInternal)
-	span.End(nil)
+	_, span := tp.Tracer("test").Start(context.Background(), name)
+	span.End()
 	ctx, cancel := context.WithTimeout(context.Background(), oteltest.Wait)
 	defer cancel()
 	if err := shutdown(ctx); err != nil {
@@ -172,11 +173,10 @@ func TestSetupIgnoresTheProcessEnvironment(t *testing.T) {
 				"OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
 				"OTEL_RESOURCE_ATTRIBUTES":    "team=payments",
 			})
-			tracer := NewTracer(tp)
+			tracer := tp.Tracer("test")
 			for range 3 { // more than the poisoned queue holds
-				_, span := tracer.Start(context.Background(), "step", trace.SpanKindInternal)
-				span.SetString("kept", "yes")
-				span.End(nil)
+				_, span := tracer.Start(context.Background(), "step", trace.WithAttributes(attribute.String("kept", "yes")))
+				span.End()
 			}
 			if err := shutdown(context.Background()); err != nil {
 				t.Fatalf("shutdown: %v", err)
@@ -215,8 +215,8 @@ func TestShutdownFlushes(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT": r.HTTPEndpoint(),
 		"OTEL_BSP_SCHEDULE_DELAY":     "3600000", // an hour: only shutdown can send it
 	})
-	_, span := NewTracer(tp).Start(context.Background(), "last words", trace.SpanKindInternal)
-	span.End(nil)
+	_, span := tp.Tracer("test").Start(context.Background(), "last words")
+	span.End()
 	if n := len(r.Exports()); n != 0 {
 		t.Fatalf("%d exports before shutdown, want 0 (the batch waits an hour)", n)
 	}
@@ -262,10 +262,10 @@ func TestExportFailuresLoggedOncePerInterval(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_HEADERS":  "x-api-key=" + testHeaderSecret,
 	})
 	sdk := tp.(*sdktrace.TracerProvider)
-	tracer := NewTracer(tp)
+	tracer := tp.Tracer("test")
 	for range 3 {
-		_, span := tracer.Start(context.Background(), "step", trace.SpanKindInternal)
-		span.End(nil)
+		_, span := tracer.Start(context.Background(), "step")
+		span.End()
 		ctx, cancel := context.WithTimeout(context.Background(), oteltest.Wait)
 		err := sdk.ForceFlush(ctx)
 		cancel()

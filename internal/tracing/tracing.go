@@ -1,4 +1,10 @@
-package telemetry
+// Package tracing starts the spans of the service's own steps, those that are
+// not HTTP calls (token verification, the webhook's signature check and
+// queueing, a delivery attempt), for the packages that take a *Tracer. It
+// uses the OpenTelemetry API only; the SDK that records and exports the spans
+// is set up by package telemetry, and a nil *Tracer (tracing off) costs a nil
+// check.
+package tracing
 
 import (
 	"context"
@@ -67,6 +73,13 @@ type Span struct{ span trace.Span }
 func (s Span) SetString(key, value string) {
 	if s.span != nil {
 		s.span.SetAttributes(attribute.String(key, value))
+	}
+}
+
+// SetInt records an integer attribute on the span.
+func (s Span) SetInt(key string, value int) {
+	if s.span != nil {
+		s.span.SetAttributes(attribute.Int(key, value))
 	}
 }
 
