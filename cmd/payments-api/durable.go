@@ -15,6 +15,7 @@ import (
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/delivery"
 	"github.com/acme/payments-api/internal/postgres"
+	"github.com/acme/payments-api/internal/tracing"
 )
 
 // Durable mode's start-up timing.
@@ -66,7 +67,9 @@ type durable struct {
 }
 
 // newDurable builds durable delivery; nothing connects yet.
-func newDurable(ctx context.Context, cfg config.Config, fwd delivery.Attempter, log *slog.Logger, reg prometheus.Registerer) (*durable, error) {
+// With tracer (tracing on), each event keeps the trace context of the request
+// that queued it, and each delivery attempt links back to it.
+func newDurable(ctx context.Context, cfg config.Config, fwd delivery.Attempter, tracer *tracing.Tracer, log *slog.Logger, reg prometheus.Registerer) (*durable, error) {
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Value(), postgres.Options{MaxConns: int32(cfg.DeliveryWorkers + poolHeadroom)})
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -80,6 +83,8 @@ func newDurable(ctx context.Context, cfg config.Config, fwd delivery.Attempter, 
 		ShutdownTimeout: softStopTimeout(cfg.ShutdownTimeout),
 		Logger:          log,
 		Registerer:      reg,
+		Tracer:          tracer,
+		Traceparent:     traceparentOf(tracer),
 	})
 	if err != nil {
 		pool.Close()
@@ -90,6 +95,15 @@ func newDurable(ctx context.Context, cfg config.Config, fwd delivery.Attempter, 
 		retryMax: dbRetryMax, recheck: schemaRecheck,
 		stopped: make(chan struct{}),
 	}, nil
+}
+
+// traceparentOf is tracing.Traceparent when tracing is on, else nil: the
+// queue then stores no trace context at all.
+func traceparentOf(tracer *tracing.Tracer) func(context.Context) string {
+	if tracer == nil {
+		return nil
+	}
+	return tracing.Traceparent
 }
 
 // start applies the start-up rules. A database that answers with its schema

@@ -47,7 +47,7 @@ func newTestDurable(t *testing.T, dsn string) (*durable, *syncBuffer) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	d, err := newDurable(context.Background(), cfg, fwd, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
+	d, err := newDurable(context.Background(), cfg, fwd, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

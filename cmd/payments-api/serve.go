@@ -15,10 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/config"
 	"github.com/acme/payments-api/internal/httpapi"
+	"github.com/acme/payments-api/internal/telemetry"
 )
 
 // Server timeouts. The public API's write timeout is derived from the
@@ -37,13 +39,14 @@ const (
 // serve loads the configuration, builds the service, and serves until ctx
 // ends or SIGINT/SIGTERM arrives; then it drains and shuts down.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		fmt.Fprintln(stderr, err) // config.Problems: one line per problem
+	cfg, cfgErr := config.Load(getenv)
+	tracing, tracingErr := telemetry.ConfigFromEnv(getenv)
+	if err := errors.Join(cfgErr, tracingErr); err != nil {
+		fmt.Fprintln(stderr, err) // one line per problem
 		return exitError{code: 2}
 	}
-	log := newLogger(cfg, stdout)
-	logStart(log, cfg)
+	log := newLogger(cfg, tracing.Enabled(), stdout)
+	logStart(log, cfg, tracing)
 
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
@@ -52,7 +55,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 
-	svc, err := build(bg, cfg, log)
+	// Tracing starts before the service and stops after it, so that the spans
+	// of the requests and deliveries drained at shutdown are still exported.
+	tp, stopTracing, err := telemetry.Setup(ctx, tracing, version, log)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer flushTraces(stopTracing, log)
+
+	svc, err := build(bg, cfg, tp, log)
 	if err != nil {
 		return fmt.Errorf("building the service: %w", err)
 	}
@@ -77,9 +88,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 }
 
 // logStart writes the start-up lines: the version, the effective
-// configuration (secrets redacted), and any advice about it.
-func logStart(log *slog.Logger, cfg config.Config) {
-	log.Info("starting", slog.String("version", version), slog.Any("config", cfg))
+// configuration (secrets redacted), where spans go, and any advice about it.
+func logStart(log *slog.Logger, cfg config.Config, tracing telemetry.Config) {
+	log.Info("starting", slog.String("version", version), slog.Any("config", cfg), slog.Any("tracing", tracing))
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -110,14 +121,15 @@ type server struct {
 }
 
 // build turns the configuration into the service: the public API, metrics,
-// and whatever else wire.go picks. ctx bounds background work, not requests.
-func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+// and whatever else wire.go picks. ctx bounds background work, not requests;
+// tp is the tracer provider, nil when tracing is off.
+func build(ctx context.Context, cfg config.Config, tp trace.TracerProvider, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	w, err := buildOptions(ctx, cfg, log, reg)
+	w, err := buildOptions(ctx, cfg, tp, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -303,12 +315,32 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// newLogger returns the service's logger. With tracing on, the log lines of a
+// traced request carry its trace_id and span_id; with it off, the handler is
+// not wrapped at all.
+func newLogger(cfg config.Config, traced bool, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	if traced {
+		h = telemetry.LogHandler(h)
+	}
+	return slog.New(h)
+}
+
+// traceFlushTimeout bounds the export of the last spans at exit: a collector
+// that does not answer must not hold the process after its servers stopped.
+const traceFlushTimeout = 5 * time.Second
+
+// flushTraces exports the spans still queued and stops the exporter.
+func flushTraces(stop func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("the last spans could not be exported", slog.String("error", err.Error()))
+	}
 }
 
 // apiWriteTimeout is the public API's write timeout: past the longest a

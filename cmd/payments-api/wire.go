@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/payments-api/internal/auth"
 	"github.com/acme/payments-api/internal/billing"
@@ -15,6 +17,8 @@ import (
 	"github.com/acme/payments-api/internal/httpapi"
 	"github.com/acme/payments-api/internal/postgres"
 	"github.com/acme/payments-api/internal/ratelimit"
+	"github.com/acme/payments-api/internal/telemetry"
+	"github.com/acme/payments-api/internal/tracing"
 	"github.com/acme/payments-api/internal/webhook"
 )
 
@@ -23,8 +27,12 @@ import (
 // subscription state, the webhook) and the readiness that waits for Clerk's
 // keys; and, with DATABASE_URL, durable delivery, whose queue the webhook
 // commits events to and whose database keeps each user's Stripe customer.
-// ctx bounds their background work (the JWKS refresh), not any request.
-func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (wired, error) {
+// ctx bounds their background work (the JWKS refresh), not any request. With
+// tracing on (tp not nil), every request, token verification, Stripe call,
+// signature check, queueing, delivery attempt and call to Next.js is a span;
+// with it off nothing is wrapped.
+func buildOptions(ctx context.Context, cfg config.Config, tp trace.TracerProvider, log *slog.Logger, reg prometheus.Registerer) (wired, error) {
+	tracer := tracing.NewTracer(tp) // nil when tracing is off
 	verifier, err := auth.NewVerifier(ctx, auth.Options{
 		Issuer:            cfg.ClerkIssuer,
 		JWKSURL:           cfg.ClerkJWKSURL,
@@ -33,6 +41,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		ClockSkew:         cfg.ClerkClockSkew,
 		Registerer:        reg,
 		Logger:            log,
+		Tracer:            tracer,
 	})
 	if err != nil {
 		return wired{}, fmt.Errorf("clerk verifier: %w", err)
@@ -46,6 +55,8 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		Timeout:    cfg.ForwardTimeout,
 		UserAgent:  "payments-api/" + version,
 		Registerer: reg,
+		// Next.js continues our trace: each call carries traceparent.
+		Client: tracedClient(tp, forward.NewTransport(), 0, telemetry.TransportOptions{Peer: "nextjs", Propagate: true}),
 	})
 	if err != nil {
 		return wired{}, fmt.Errorf("webhook forwarder: %w", err)
@@ -55,6 +66,7 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		ForwardTypes: cfg.WebhookForwardEvents,
 		Forwarder:    forwarder, // synchronous: Stripe waits for Next.js
 		Registerer:   reg,
+		Tracer:       tracer,
 	}
 	var (
 		dur   *durable
@@ -64,18 +76,19 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		// Durable: the webhook commits events to the queue; its workers call the
 		// same forwarder, one attempt at a time. The database also keeps each
 		// user's customer, asked before Stripe.
-		if dur, err = newDurable(ctx, cfg, forwarder, log, reg); err != nil {
+		if dur, err = newDurable(ctx, cfg, forwarder, tracer, log, reg); err != nil {
 			return wired{}, fmt.Errorf("durable delivery: %w", err)
 		}
 		webhookOpts.Queue = dur.queue
 		store = postgres.NewCustomers(dur.pool)
 	}
 
-	billingRoutes, err := buildBilling(cfg, store, log, reg)
+	billingRoutes, err := buildBilling(cfg, store, tp, log, reg)
 	if err != nil {
 		return wired{}, err
 	}
 
+	traceRequests, routeMatched := serverTracing(tp)
 	api := httpapi.Options{
 		Logger:          log,
 		Registerer:      reg,
@@ -89,6 +102,8 @@ func buildOptions(ctx context.Context, cfg config.Config, log *slog.Logger, reg 
 		CheckoutMaxBody: billing.MaxBodyBytes,
 		PortalMaxBody:   billing.MaxBodyBytes,
 		WebhookMaxBody:  webhook.MaxBodyBytes,
+		Trace:           traceRequests,
+		RouteMatched:    routeMatched,
 	}
 	return wired{api: api, durable: dur, stoppers: billingRoutes.stoppers}, nil
 }
@@ -112,11 +127,14 @@ type billingHandlers struct {
 // buildBilling wires the billing handlers: one Stripe client, one customer
 // rule (asking store first when there is one) and one per-user limiter shared
 // by checkout and the portal.
-func buildBilling(cfg config.Config, store billing.CustomerStore, log *slog.Logger, reg prometheus.Registerer) (billingHandlers, error) {
+func buildBilling(cfg config.Config, store billing.CustomerStore, tp trace.TracerProvider, log *slog.Logger, reg prometheus.Registerer) (billingHandlers, error) {
 	stripe, err := billing.NewStripeClient(billing.StripeOptions{
 		SecretKey: cfg.StripeSecretKey.Value(),
 		APIURL:    cfg.StripeAPIURL,
 		Timeout:   stripeTimeout,
+		// Each call to Stripe, each of stripe-go's retries included, is a span;
+		// Stripe gets no traceparent of ours.
+		HTTPClient: tracedClient(tp, nil, stripeTimeout, telemetry.TransportOptions{Peer: "stripe"}),
 	})
 	if err != nil {
 		return billingHandlers{}, fmt.Errorf("stripe client: %w", err)
@@ -188,4 +206,23 @@ func buildLimiter(cfg config.Config, log *slog.Logger, reg prometheus.Registerer
 	}
 	*stoppers = append(*stoppers, func(context.Context) error { return rl.Close() })
 	return rl, nil
+}
+
+// serverTracing returns the httpapi hooks that give each request a span named
+// by its route template, or nils when tracing is off.
+func serverTracing(tp trace.TracerProvider) (func(http.Handler) http.Handler, func(*http.Request, string)) {
+	if tp == nil {
+		return nil, nil
+	}
+	return telemetry.Middleware(tp), telemetry.NameServerSpan
+}
+
+// tracedClient returns a client whose requests through base (the default
+// transport when nil) are spans, or nil when tracing is off: the package then
+// builds its own client, exactly as without tracing.
+func tracedClient(tp trace.TracerProvider, base http.RoundTripper, timeout time.Duration, o telemetry.TransportOptions) *http.Client {
+	if tp == nil {
+		return nil
+	}
+	return &http.Client{Transport: telemetry.Transport(tp, base, o), Timeout: timeout}
 }

@@ -73,6 +73,10 @@ func passThrough() []string {
 		"DELIVERY_WORKERS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_RETENTION",
 		"CHECKOUT_ALLOW_PROMOTION_CODES", "CHECKOUT_TRIAL_DAYS", "CHECKOUT_SINGLE_SUBSCRIPTION",
 		"STRIPE_PORTAL_CONFIGURATION",
+		// Tracing to a collector of the user's (unless -traces).
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+		"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
 	}
 }
 
@@ -107,6 +111,9 @@ type settings struct {
 	adminPass   string // ADMIN_PASSWORD, fresh for the run
 	maxAttempts string // DELIVERY_MAX_ATTEMPTS in durable mode
 	bin         string // the built payments-api, for the printed commands
+
+	traces    bool   // -traces: print the service's traces here
+	tracesURL string // the trace view's OTLP endpoint, once it serves
 }
 
 // durable reports whether the service runs in durable mode.
@@ -151,6 +158,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	fs.StringVar(&s.prices, "prices", cmp.Or(getenv("STRIPE_PRICE_IDS"), "price_basic,price_pro"), "comma list of the price `IDs` a user may buy (STRIPE_PRICE_IDS)")
 	fs.StringVar(&s.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL `URL` for durable delivery (DATABASE_URL): migrated, then used; empty: synchronous delivery")
 	fs.StringVar(&s.adminAddr, "admin-addr", "127.0.0.1:9091", "River UI's `address` in durable mode (ADMIN_ADDR), or off")
+	fs.BoolVar(&s.traces, "traces", false, "print each of the service's traces here as a tree (OpenTelemetry; replaces any OTEL_EXPORTER_OTLP_* endpoint given)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nRuns payments-api locally with stand-ins for Stripe, Clerk and Next.js.\n"+
 			"Environment: STRIPE_API_URL (use it instead of starting stripe-mock), STRIPE_SECRET_KEY (sk_test_…:\n"+
@@ -220,6 +228,9 @@ func sandbox(ctx context.Context, s settings, getenv func(string) string, out, e
 	}
 	stand, err := serveStripeStandIn(&s, &stops)
 	if err != nil {
+		return err
+	}
+	if err := serveTraceView(&s, out, &stops); err != nil {
 		return err
 	}
 	mockBin, err := findMock(s, getenv)
@@ -547,9 +558,16 @@ func serviceEnv(s settings, getenv func(string) string) []string {
 			env = append(env, "ADMIN_ADDR="+s.adminAddr, "ADMIN_USERNAME="+adminUser, "ADMIN_PASSWORD="+s.adminPass)
 		}
 	}
+	if s.tracesURL != "" {
+		// Exported at once, to the trace view.
+		env = append(env, "OTEL_EXPORTER_OTLP_ENDPOINT="+s.tracesURL, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_BSP_SCHEDULE_DELAY=200")
+	}
 	for _, k := range passThrough() {
 		if k == "DELIVERY_MAX_ATTEMPTS" && s.durable() {
 			continue // set above
+		}
+		if strings.HasPrefix(k, "OTEL_EXPORTER_OTLP_") && s.tracesURL != "" {
+			continue // the trace view's, above
 		}
 		if v := getenv(k); v != "" {
 			env = append(env, k+"="+v)
@@ -612,6 +630,11 @@ func banner(s settings) string {
 		}
 	} else {
 		fmt.Fprintf(&b, "  Delivery             synchronous (give -database-url for durable delivery)\n")
+	}
+	if s.traces {
+		fmt.Fprintf(&b, "  Traces               printed here as trees (lines starting \"trace:\")\n")
+	} else {
+		fmt.Fprintf(&b, "  Traces               off (give -traces to see each request's spans here)\n")
 	}
 	fmt.Fprintf(&b, "  Fresh secrets for this run only:\n")
 	fmt.Fprintf(&b, "    STRIPE_WEBHOOK_SECRET=%s\n    NEXTJS_WEBHOOK_SECRET=%s\n", s.whsec, s.nextSecret)

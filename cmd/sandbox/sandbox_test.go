@@ -219,7 +219,7 @@ func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request 
 // the Next.js stand-in verify it, press Ctrl-C, and find nothing left running.
 func TestSandboxEndToEnd(t *testing.T) {
 	p := freePorts(t)
-	sb := startSandbox(t, p.args(), testEnv(nil))
+	sb := startSandbox(t, p.args("-traces"), testEnv(nil))
 	sb.waitOutput(t, "sandbox: ready.")
 	pids := sb.pids(t)
 	if len(pids) != 2 || pids["stripe-mock"] == 0 || pids["payments-api"] == 0 {
@@ -263,6 +263,10 @@ func TestSandboxEndToEnd(t *testing.T) {
 		t.Errorf("object source = %q, want %q (fetched from stripe-mock)", got, want)
 	}
 	sb.waitOutput(t, "next.js received "+completed.EventID+" checkout.session.completed -> 200")
+	// -traces: both requests printed as trees, the call to Next.js in the webhook's.
+	sb.waitOutput(t, "trace: POST /stripe/checkout [server")
+	sb.waitOutput(t, "trace:   POST /v1/checkout/sessions [client")
+	sb.waitOutput(t, "trace:   POST /api/payments/webhook [client")
 
 	// An event type that is not forwarded is acknowledged and dropped.
 	var created triggerResult
@@ -515,6 +519,26 @@ func TestServiceEnv(t *testing.T) {
 	if got := serviceEnv(s, func(string) string { return "" }); !strings.Contains(strings.Join(got, " "), "STRIPE_API_URL=http://127.0.0.1:12111") {
 		t.Errorf("serviceEnv = %q, want STRIPE_API_URL", got)
 	}
+
+	// Tracing: the user's collector, unless -traces (the trace view) replaces
+	// the endpoint; the other OTEL_* variables pass either way.
+	otelEnv := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_SERVICE_NAME": "payments-dev"}
+	got = serviceEnv(s, func(k string) string { return otelEnv[k] })
+	for _, want := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_SERVICE_NAME=payments-dev"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("serviceEnv = %q, want %s", got, want)
+		}
+	}
+	s.traces, s.tracesURL = true, "http://127.0.0.1:4999"
+	got = serviceEnv(s, func(k string) string { return otelEnv[k] })
+	for _, want := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4999", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_SERVICE_NAME=payments-dev"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("serviceEnv with -traces = %q, want %s", got, want)
+		}
+	}
+	if slices.Contains(got, "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318") || slices.Contains(got, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc") {
+		t.Errorf("serviceEnv with -traces = %q, still the user's endpoint", got)
+	}
 }
 
 // TestStripeChoice: who plays Stripe, and with which key and secret.
@@ -571,6 +595,7 @@ func TestProductionBinaryHasNoSandboxCode(t *testing.T) {
 		"github.com/acme/payments-api/internal/fakeclerk",
 		"github.com/acme/payments-api/internal/fakenext",
 		"github.com/acme/payments-api/internal/stripemock",
+		"github.com/acme/payments-api/internal/oteltest",
 	}
 	out, err := exec.Command("go", "list", "-deps", servicePkg).Output()
 	if err != nil {

@@ -1,10 +1,13 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
@@ -26,7 +29,7 @@ func Middleware(v *Verifier) func(http.Handler) http.Handler {
 				v.refused(w, r, refuse(reason, nil))
 				return
 			}
-			id, err := v.Verify(r.Context(), token)
+			id, err := v.verifyTraced(r.Context(), token)
 			if err != nil {
 				v.refused(w, r, err)
 				return
@@ -36,6 +39,15 @@ func Middleware(v *Verifier) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
+}
+
+// verifyTraced is Verify in a span of its own, when tracing is on: a refused
+// token ends it failed with the reason, never with any of the token.
+func (v *Verifier) verifyTraced(ctx context.Context, token string) (Identity, error) {
+	ctx, span := v.tracer.Start(ctx, "auth.verify_token", trace.SpanKindInternal)
+	id, err := v.Verify(ctx, token)
+	span.End(err)
+	return id, err
 }
 
 // bearerToken returns the token of the one Authorization header, or why there

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/payments-api/internal/origin"
+	"github.com/acme/payments-api/internal/tracing"
 )
 
 // MaxTokenBytes is the longest token accepted. Clerk's session tokens are about
@@ -71,6 +72,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives refresh failures (warn) and refused tokens (debug).
 	Logger *slog.Logger
+	// Tracer traces each token verification the middleware makes; nil (tracing
+	// off) traces nothing.
+	Tracer *tracing.Tracer
 	// Now is the clock for exp, nbf and iat; time.Now when nil. The refresh
 	// rate bound always uses the real clock.
 	Now func() time.Time
@@ -90,6 +94,7 @@ type Verifier struct {
 	parties map[string]struct{}
 	log     *slog.Logger
 	m       *metrics
+	tracer  *tracing.Tracer
 	skew    time.Duration    // leeway for exp, nbf and iat
 	now     func() time.Time // the clock of those checks
 
@@ -164,6 +169,7 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		parties: make(map[string]struct{}, o.AuthorizedParties.Len()),
 		log:     log,
 		m:       m,
+		tracer:  o.Tracer,
 		rs256:   rs256,
 		ready:   make(chan struct{}),
 		skew:    skew,

@@ -24,6 +24,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/acme/payments-api/internal/tracing"
 )
 
 // Defaults for the zero values of Options.
@@ -91,6 +93,9 @@ type Options struct {
 	// queues an event, stored with it so that each delivery attempt can link to
 	// that request's trace.
 	Traceparent func(context.Context) string
+	// Tracer traces each delivery attempt, linked to the request that queued
+	// the event (see Traceparent); nil (tracing off) traces nothing.
+	Tracer *tracing.Tracer
 
 	// RetryDelay, when set, replaces River's backoff (n⁴ seconds ±10 %): the
 	// wait after the n-th failed attempt. For tests and the sandbox.
@@ -198,6 +203,7 @@ func (q *Queue) riverConfig() *river.Config {
 			log:     q.log,
 			metrics: q.metrics,
 			timeout: jobTimeout,
+			tracer:  q.opts.Tracer,
 		})
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{QueueName: {MaxWorkers: q.opts.Workers}}

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acme/payments-api/internal/tracing"
 )
 
 // worker delivers one event per job: a single attempt, River retrying.
@@ -16,6 +19,7 @@ type worker struct {
 	log     *slog.Logger
 	metrics *metrics
 	timeout time.Duration
+	tracer  *tracing.Tracer
 }
 
 // Timeout is River's bound on one job, just beyond the forward timeout.
@@ -23,7 +27,20 @@ func (w *worker) Timeout(*river.Job[EventArgs]) time.Duration { return w.timeout
 
 // Work makes one delivery attempt and says what became of the event. An error
 // makes River retry it with backoff, or discard it after the last attempt.
+//
+// With tracing on, the attempt is a span of a trace of its own, linked to the
+// webhook request that queued the event: attempts can come days later.
 func (w *worker) Work(ctx context.Context, job *river.Job[EventArgs]) error {
+	ctx, span := w.tracer.StartLinked(ctx, "delivery.attempt", trace.SpanKindConsumer, job.Args.Traceparent)
+	span.SetString("stripe.event_id", job.Args.EventID)
+	span.SetString("stripe.event_type", job.Args.Type)
+	span.SetInt("delivery.attempt", job.Attempt)
+	err := w.attempt(ctx, job)
+	span.End(err)
+	return err
+}
+
+func (w *worker) attempt(ctx context.Context, job *river.Job[EventArgs]) error {
 	a := job.Args
 	err := w.fwd.Attempt(ctx, a.EventID, a.RequestID, a.Body)
 	attrs := []any{

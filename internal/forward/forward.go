@@ -64,7 +64,7 @@ type Options struct {
 	// (DefaultTimeout when zero).
 	Timeout time.Duration
 	// Client sends the requests. When nil, a client with a tuned, pooled transport
-	// is built. Whatever client is given, redirects are never followed.
+	// (NewTransport) is built. Whatever client is given, redirects are never followed.
 	Client *http.Client
 	// InitialBackoff and MaxBackoff bound the exponential backoff between attempts
 	// (DefaultInitialBackoff and DefaultMaxBackoff when zero). Each wait is drawn
@@ -127,7 +127,7 @@ func New(opts Options) (*Forwarder, error) {
 	if opts.Client != nil {
 		c = *opts.Client // a copy: the caller's client keeps its own redirect policy
 	} else {
-		c = http.Client{Transport: newTransport()}
+		c = http.Client{Transport: NewTransport()}
 	}
 	// A redirect is a misconfigured URL (http→https, a trailing slash): following
 	// it would re-POST the event somewhere nobody verified. It fails, loudly.
@@ -156,12 +156,14 @@ func New(opts Options) (*Forwarder, error) {
 	return f, nil
 }
 
-// newTransport is http.DefaultTransport with a larger idle pool per host and
+// NewTransport is the transport a Forwarder uses when Options.Client is nil;
+// a caller that wraps it (to trace each attempt, say) passes it in a Client of
+// its own. It is http.DefaultTransport with a larger idle pool per host and
 // shorter connection set-up. Every event goes to the same Next.js host, and the
 // default of 2 idle connections would make a burst of deliveries dial again and
 // again. A dial or TLS handshake that hangs gives up after 5 s (not 30 s and
 // 10 s), leaving room for a retry within the 10 s forward budget.
-func newTransport() *http.Transport {
+func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 5 * time.Second

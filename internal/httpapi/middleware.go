@@ -211,10 +211,18 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// withRoute records the route's template for the access log and the metrics.
-func withRoute(tmpl string, next http.Handler) http.Handler {
+// withRoute records the route's template for the access log and the metrics,
+// and tells matched (the tracing) when there is one to tell.
+func withRoute(tmpl string, matched func(*http.Request, string), next http.Handler) http.Handler {
+	if matched == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requestlog.SetRoute(r.Context(), tmpl)
+			next.ServeHTTP(w, r)
+		})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requestlog.SetRoute(r.Context(), tmpl)
+		matched(r, tmpl)
 		next.ServeHTTP(w, r)
 	})
 }

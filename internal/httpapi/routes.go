@@ -10,7 +10,7 @@ import (
 // middleware.
 func addRoutes(r *mux.Router, opts Options) {
 	handle := func(tmpl string, h http.Handler, methods ...string) {
-		r.Handle(tmpl, withRoute(tmpl, h)).Methods(methods...)
+		r.Handle(tmpl, withRoute(tmpl, opts.RouteMatched, h)).Methods(methods...)
 	}
 
 	// Browsers call these three cross-origin, so they answer CORS preflights

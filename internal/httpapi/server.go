@@ -39,14 +39,23 @@ type Options struct {
 	CheckoutMaxBody int64
 	PortalMaxBody   int64
 	WebhookMaxBody  int64
+
+	// Trace, when set, wraps every request, outside the frame, so that the
+	// access-log line is logged within the request's span (tracing). Nil
+	// wraps nothing.
+	Trace func(http.Handler) http.Handler
+	// RouteMatched, when set, is told the route template of each request the
+	// router matched (the span is named after it). Nil is never called.
+	RouteMatched func(r *http.Request, route string)
 }
 
 // NewServer returns the public API handler with all middleware applied. It
 // panics when a body limit is missing: a wiring mistake to be found at start-up.
 //
-// The chain, outermost first: the request's frame (request id, security
-// headers, panic recovery, access log and metrics; see server.ServeHTTP) →
-// router → per-route middleware (route template, body limit, CORS, auth).
+// The chain, outermost first: tracing (when Trace is set) → the request's
+// frame (request id, security headers, panic recovery, access log and
+// metrics; see server.ServeHTTP) → router → per-route middleware (route
+// template, body limit, CORS, auth).
 func NewServer(opts Options) http.Handler {
 	if opts.CheckoutMaxBody <= 0 || opts.PortalMaxBody <= 0 || opts.WebhookMaxBody <= 0 {
 		panic("httpapi: Options.CheckoutMaxBody, PortalMaxBody and WebhookMaxBody are required")
@@ -60,5 +69,9 @@ func NewServer(opts Options) http.Handler {
 	// follow with another method or without its body.
 	r := mux.NewRouter().SkipClean(true)
 	addRoutes(r, opts)
-	return &server{next: r, log: opts.Logger, metrics: newHTTPMetrics(opts.Registerer)}
+	frame := &server{next: r, log: opts.Logger, metrics: newHTTPMetrics(opts.Registerer)}
+	if opts.Trace != nil {
+		return opts.Trace(frame)
+	}
+	return frame
 }

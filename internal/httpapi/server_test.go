@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -34,11 +35,11 @@ type testServer struct {
 	ready   *Readiness
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t *testing.T, tweaks ...func(*Options)) *testServer {
 	t.Helper()
 	ts := &testServer{reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, ready: &Readiness{}}
 	logger := slog.New(slog.NewJSONHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ts.handler = NewServer(Options{
+	opts := Options{
 		Logger:         logger,
 		Registerer:     ts.reg,
 		Readiness:      ts.ready,
@@ -72,7 +73,11 @@ func newTestServer(t *testing.T) *testServer {
 		CheckoutMaxBody: 16 << 10,
 		PortalMaxBody:   16 << 10,
 		WebhookMaxBody:  512 << 10,
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	ts.handler = NewServer(opts)
 	return ts
 }
 
@@ -329,6 +334,49 @@ func TestAccessLogAndMetrics(t *testing.T) {
 	if got := metricstest.Value(t, ts.reg, "payments_api_http_request_duration_seconds", map[string]string{"route": "/stripe/checkout", "method": "POST"}); got != 1 {
 		t.Errorf("duration{route,method} observations = %v, want 1", got)
 	}
+}
+
+// traceKey marks a request context as traced, as a span would.
+type traceKey struct{}
+
+// The tracing hooks: Trace wraps the whole frame, so that the access-log line
+// is logged in the traced context; RouteMatched hears each matched route, in
+// that same context, and nothing for a path no route matched.
+func TestTraceHooks(t *testing.T) {
+	var matched []string
+	ts := newTestServer(t, func(o *Options) {
+		o.Logger = slog.New(tracedOnly{o.Logger.Handler()})
+		o.Trace = func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), traceKey{}, true)))
+			})
+		}
+		o.RouteMatched = func(r *http.Request, route string) {
+			if r.Context().Value(traceKey{}) != true {
+				t.Errorf("RouteMatched(%s) outside the traced context", route)
+			}
+			matched = append(matched, r.Method+" "+route)
+		}
+	})
+	ts.do(http.MethodPost, "/stripe/checkout", nil)
+	ts.do(http.MethodGet, "/nowhere/123", nil)
+	ts.do(http.MethodGet, "/healthz", nil)
+	if want := []string{"POST /stripe/checkout", "GET /healthz"}; !slices.Equal(matched, want) {
+		t.Errorf("RouteMatched heard %q, want %q", matched, want)
+	}
+	if n := strings.Count(ts.logs.String(), `"msg":"request"`); n != 3 {
+		t.Errorf("%d access-log lines logged in the traced context, want 3:\n%s", n, ts.logs)
+	}
+}
+
+// tracedOnly passes on only the records logged in a traced context.
+type tracedOnly struct{ slog.Handler }
+
+func (h tracedOnly) Handle(ctx context.Context, r slog.Record) error {
+	if ctx.Value(traceKey{}) != true {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func TestHealthAndReadiness(t *testing.T) {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,9 +10,22 @@ import (
 	"time"
 
 	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/payments-api/internal/problem"
 )
+
+// verifyTraced is verify in a span of its own, when tracing is on.
+func (h *handler) verifyTraced(ctx context.Context, body []byte, header string) *problem.Error {
+	_, span := h.tracer.Start(ctx, "webhook.verify_signature", trace.SpanKindInternal)
+	pe := h.verify(body, header)
+	if pe != nil {
+		span.End(pe)
+		return pe
+	}
+	span.End(nil)
+	return nil
+}
 
 // verify checks the Stripe-Signature header against the raw body, as Stripe's
 // own library does, and refuses a timestamp from the future as well as one too

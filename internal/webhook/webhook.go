@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/payments-api/internal/problem"
 	"github.com/acme/payments-api/internal/requestlog"
+	"github.com/acme/payments-api/internal/tracing"
 )
 
 // MaxBodyBytes is the largest event body accepted; larger ones get 413.
@@ -110,6 +112,9 @@ type Options struct {
 	// Now is the clock of the future-timestamp check (time.Now when nil). The
 	// too-old check is stripe-go's, on the wall clock.
 	Now func() time.Time
+	// Tracer traces the signature check and the queueing of each event; nil
+	// (tracing off) traces nothing.
+	Tracer *tracing.Tracer
 }
 
 // Handler returns the handler of POST /stripe/webhook. It panics when opts lack
@@ -127,6 +132,7 @@ func Handler(opts Options) http.Handler {
 		queue:        opts.Queue,
 		queueTimeout: opts.QueueTimeout,
 		now:          opts.Now,
+		tracer:       opts.Tracer,
 	}
 	if h.tolerance <= 0 {
 		h.tolerance = DefaultTolerance
@@ -169,6 +175,7 @@ type handler struct {
 	queueTimeout time.Duration
 	now          func() time.Time
 	events       *prometheus.CounterVec
+	tracer       *tracing.Tracer
 }
 
 // The success bodies; constants, as they never vary.
@@ -192,7 +199,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.Wrap(http.StatusBadRequest, detailUnreadable, err))
 		return
 	}
-	if pe := h.verify(body, r.Header.Get("Stripe-Signature")); pe != nil {
+	if pe := h.verifyTraced(ctx, body, r.Header.Get("Stripe-Signature")); pe != nil {
 		h.count(ctx, otherType, OutcomeInvalidSignature)
 		problem.Write(w, r, pe)
 		return
@@ -245,7 +252,14 @@ func (h *handler) enqueue(w http.ResponseWriter, r *http.Request, ev event, body
 	}
 	done := make(chan answer, 1)
 	go func() {
+		// The span is the queue's: the job stores its context, and each
+		// delivery attempt links back to it.
+		ctx, span := h.tracer.Start(ctx, "webhook.enqueue", trace.SpanKindProducer)
+		span.SetString("stripe.event_id", ev.ID)
+		span.SetString("stripe.event_type", ev.Type)
 		dup, err := h.queue.Enqueue(ctx, ev.ID, ev.Type, body)
+		span.SetBool("duplicate", dup)
+		span.End(err)
 		done <- answer{dup, err}
 	}()
 	var a answer
