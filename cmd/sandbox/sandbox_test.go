@@ -499,7 +499,7 @@ func TestServiceEnv(t *testing.T) {
 	got := serviceEnv(s, func(k string) string { return userEnv[k] })
 	want := []string{
 		"LISTEN_ADDR=127.0.0.1:8001", "METRICS_ADDR=127.0.0.1:9090",
-		// The contract's defaults, spelled out: the Next.js stand-in is where
+		// The service's defaults, spelled out: the Next.js stand-in is where
 		// the service expects Next.js.
 		"FRONTEND_URL=http://localhost:3000", "CLERK_ISSUER=http://127.0.0.1:8002",
 		"STRIPE_SECRET_KEY=sk_test_x1", "STRIPE_WEBHOOK_SECRET=whsec_w", "STRIPE_PRICE_IDS=price_a",

@@ -293,7 +293,7 @@ func TestLoadDerivedDefaults(t *testing.T) {
 	}
 }
 
-// TestLoadLogSettings pins every LOG_LEVEL and LOG_FORMAT the contract lists.
+// TestLoadLogSettings pins every LOG_LEVEL and LOG_FORMAT the README documents.
 func TestLoadLogSettings(t *testing.T) {
 	tests := []struct {
 		level  string
