@@ -118,7 +118,7 @@ func TestRunStartupLogHidesSecrets(t *testing.T) {
 		"ADMIN_PASSWORD":        "Adm-Sekr1t-0123456789",
 	}
 	svc := startService(t, env)
-	line := svc.stdout.logLine("starting")
+	line := svc.stdout.First(t, "msg", "starting")
 	if line == nil {
 		t.Fatalf("no starting line:\n%s", svc.stdout)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/pgtest"
 )
 
@@ -73,8 +74,8 @@ func newDurableStand(t *testing.T, dsn string, nextOpts ...fakenext.Option) *dur
 // replicaProcess is one payments-api process.
 type replicaProcess struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *logtest.Buffer
+	stderr *logtest.Buffer
 	url    string
 	done   chan struct{}
 	err    error // Wait's result, once done is closed
@@ -86,7 +87,7 @@ func (ds *durableStand) start(t *testing.T, extra map[string]string) *replicaPro
 	t.Helper()
 	r := ds.launch(t, extra)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if line := r.stdout.logLine("listening"); line != nil {
+		if line := r.stdout.First(t, "msg", "listening"); line != nil {
 			r.url = "http://" + line["addr"].(string)
 			return r
 		}
@@ -113,7 +114,7 @@ func (ds *durableStand) launch(t *testing.T, extra map[string]string) *replicaPr
 	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	r := &replicaProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	r := &replicaProcess{cmd: cmd, stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -20,13 +20,14 @@ import (
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/pgtest"
 	"github.com/acme/payments-api/internal/postgres"
 )
 
 // newTestDurable wires durable delivery to the database at dsn and a Next.js
 // stand-in, with short waits.
-func newTestDurable(t *testing.T, dsn string) (*durable, *syncBuffer) {
+func newTestDurable(t *testing.T, dsn string) (*durable, *logtest.Buffer) {
 	t.Helper()
 	u, err := config.DatabaseURL(func(k string) string {
 		if k == "DATABASE_URL" {
@@ -46,7 +47,7 @@ func newTestDurable(t *testing.T, dsn string) (*durable, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	d, err := newDurable(context.Background(), cfg, fwd, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +202,7 @@ func TestRunDurable(t *testing.T) {
 		t.Errorf("customers table for user_durable = %q, %v; want the checkout's customer", id, err)
 	}
 
-	line := st.svc.stdout.logLine("listening")
+	line := st.svc.stdout.First(t, "msg", "listening")
 	admin := "http://" + line["admin_addr"].(string)
 	for _, c := range []struct {
 		user, pass string

@@ -19,6 +19,7 @@ import (
 
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/stripemock"
 	"github.com/acme/payments-api/internal/stripetest"
@@ -31,50 +32,10 @@ const (
 	testOrigin        = "https://app.example.com"
 )
 
-// syncBuffer collects the service's log output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logLine returns the first JSON log line whose msg is msg.
-func (b *syncBuffer) logLine(msg string) map[string]any {
-	for _, l := range strings.Split(b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			return m
-		}
-	}
-	return nil
-}
-
-// requestLine returns the first access-log line ("request") for route.
-func (b *syncBuffer) requestLine(route string) map[string]any {
-	for _, l := range strings.Split(b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["route"] == route {
-			return m
-		}
-	}
-	return nil
-}
-
 // service is payments-api started through run, as main starts it.
 type service struct {
 	url, metricsURL string
-	stdout          *syncBuffer
+	stdout          *logtest.Buffer
 	stop            context.CancelFunc
 	done            chan error
 }
@@ -83,8 +44,8 @@ type service struct {
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{stdout: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	stderr := &syncBuffer{}
+	s := &service{stdout: &logtest.Buffer{}, stop: cancel, done: make(chan error, 1)}
+	stderr := &logtest.Buffer{}
 	go func() {
 		s.done <- run(ctx, []string{"payments-api"}, func(k string) string { return env[k] }, s.stdout, stderr)
 	}()
@@ -102,7 +63,7 @@ func startService(t *testing.T, env map[string]string) *service {
 			t.Fatalf("run returned early: %v\nstdout:\n%s\nstderr:\n%s", err, s.stdout, stderr)
 		default:
 		}
-		if line := s.stdout.logLine("listening"); line != nil {
+		if line := s.stdout.First(t, "msg", "listening"); line != nil {
 			s.url = "http://" + line["addr"].(string)
 			s.metricsURL = "http://" + line["metrics_addr"].(string)
 			return s
@@ -406,7 +367,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	if got := st.next.Processed(); len(got) != 1 || got[0].ID != "evt_inflight" {
 		t.Errorf("Next.js processed %+v, want evt_inflight", got)
 	}
-	if st.svc.stdout.logLine("stopped") == nil {
+	if st.svc.stdout.First(t, "msg", "stopped") == nil {
 		t.Errorf("no 'stopped' log line:\n%s", st.svc.stdout)
 	}
 }
@@ -451,10 +412,10 @@ func TestRunShutdownTimeoutCutsInFlight(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return within 10s although SHUTDOWN_TIMEOUT is 200ms")
 	}
-	if line := st.svc.stdout.logLine("shutdown: requests still running at SHUTDOWN_TIMEOUT were cut"); line == nil || line["level"] != "ERROR" {
+	if line := st.svc.stdout.First(t, "msg", "shutdown: requests still running at SHUTDOWN_TIMEOUT were cut"); line == nil || line["level"] != "ERROR" {
 		t.Errorf("no ERROR line saying requests were cut at SHUTDOWN_TIMEOUT (got %v):\n%s", line, st.svc.stdout)
 	}
-	if st.svc.stdout.logLine("stopped") != nil {
+	if st.svc.stdout.First(t, "msg", "stopped") != nil {
 		t.Errorf("a 'stopped' line after a shutdown that cut requests:\n%s", st.svc.stdout)
 	}
 	select {
@@ -549,7 +510,7 @@ func TestRunForwardTimeout(t *testing.T) {
 
 	var line map[string]any
 	eventually(t, "the webhook's access-log line", func() bool {
-		line = st.svc.stdout.requestLine("/stripe/webhook")
+		line = st.svc.stdout.First(t, "msg", "request", "route", "/stripe/webhook")
 		return line != nil
 	})
 	attempts, _ := line["forward_attempts"].(float64)
@@ -609,7 +570,7 @@ func TestRunSlowStripeGets504(t *testing.T) {
 	}
 	var line map[string]any
 	eventually(t, "the checkout's access-log line", func() bool {
-		line = st.svc.stdout.requestLine("/stripe/checkout")
+		line = st.svc.stdout.First(t, "msg", "request", "route", "/stripe/checkout")
 		return line != nil
 	})
 	if line["status"] != float64(http.StatusGatewayTimeout) {
@@ -829,7 +790,7 @@ func TestRunTextLogsAndMetricsOff(t *testing.T) {
 		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &logtest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"payments-api"}, func(k string) string { return env[k] }, stdout, io.Discard)

@@ -54,7 +54,7 @@ func TestRunTracingStartupLine(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_HEADERS":  "x-api-key=Sekr1t-vendor-key",
 		"OTEL_SERVICE_NAME":           "payments-eu",
 	})
-	tracing, _ := st.svc.stdout.logLine("starting")["tracing"].(map[string]any)
+	tracing, _ := st.svc.stdout.First(t, "msg", "starting")["tracing"].(map[string]any)
 	want := map[string]any{
 		"enabled":      true,
 		"endpoint":     receiver.GRPCEndpoint(),
@@ -162,7 +162,7 @@ func TestRunTracingCheckout(t *testing.T) {
 		t.Error("no call reached Stripe")
 	}
 	mu.Unlock()
-	assertLogged(t, "checkout access", st.svc.stdout.requestLine("/stripe/checkout"), server)
+	assertLogged(t, "checkout access", st.svc.stdout.First(t, "msg", "request", "route", "/stripe/checkout"), server)
 
 	// A refused token.
 	resp = postCheckout(t, st.svc.url, token+"x", "application/json", `{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`)
@@ -211,7 +211,7 @@ func TestRunTracingWebhookSynchronous(t *testing.T) {
 	if len(got) != 1 || got[0].Header.Get("traceparent") != call.Traceparent() {
 		t.Errorf("Next.js received traceparent %q, want %q", got[0].Header.Get("traceparent"), call.Traceparent())
 	}
-	assertLogged(t, "webhook access", st.svc.stdout.requestLine("/stripe/webhook"), server)
+	assertLogged(t, "webhook access", st.svc.stdout.First(t, "msg", "request", "route", "/stripe/webhook"), server)
 
 	// A bad signature fails its span, and no call follows.
 	resp, err = postWebhook(context.Background(), st.svc.url, body, "t=1,v1=00")
@@ -274,8 +274,8 @@ func TestRunTracingWebhookDurable(t *testing.T) {
 	if len(got) != 1 || got[0].Header.Get("traceparent") != call.Traceparent() {
 		t.Fatalf("Next.js received %d deliveries, traceparent %q; want one, %q", len(got), got[0].Header.Get("traceparent"), call.Traceparent())
 	}
-	assertLogged(t, "webhook access", st.svc.stdout.requestLine("/stripe/webhook"), server)
-	assertLogged(t, "delivery", st.svc.stdout.logLine("event delivered"), attempt)
+	assertLogged(t, "webhook access", st.svc.stdout.First(t, "msg", "request", "route", "/stripe/webhook"), server)
+	assertLogged(t, "delivery", st.svc.stdout.First(t, "msg", "event delivered"), attempt)
 
 	// Stripe's redelivery is a duplicate: queued once, delivered once.
 	resp, err = postWebhook(context.Background(), st.svc.url, body, sig)
