@@ -22,6 +22,7 @@ import (
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/pgtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/postgres"
 )
 
@@ -123,14 +124,14 @@ func TestDurableWaitsForTheDatabase(t *testing.T) {
 	}
 
 	c.Restart(t)
-	eventuallyWithin(t, time.Minute, "the schema is reported behind", func() bool { return strings.Contains(logs.String(), "its schema is behind") })
+	polltest.Within(t, time.Minute, "the schema is reported behind", func() bool { return strings.Contains(logs.String(), "its schema is behind") })
 	if accepts(t, d) {
 		t.Fatal("the queue takes events on a schema that is behind")
 	}
 	if err := migrate(context.Background(), dsn, reachTimeout, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyWithin(t, time.Minute, "durable delivery starts once migrated", func() bool { return accepts(t, d) })
+	polltest.Within(t, time.Minute, "durable delivery starts once migrated", func() bool { return accepts(t, d) })
 }
 
 // TestDurableStopWhileWaiting: stopping while the database is still down
@@ -176,8 +177,8 @@ func TestRunDurable(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(answer)) != `{"received":true,"queued":true}` {
 		t.Fatalf("webhook = %d %s, want 200 queued", resp.StatusCode, answer)
 	}
-	eventuallyWithin(t, time.Minute, "delivered", func() bool { return len(st.next.Processed()) == 1 })
-	eventuallyWithin(t, time.Minute, "the delivery metrics", func() bool {
+	polltest.Within(t, time.Minute, "delivered", func() bool { return len(st.next.Processed()) == 1 })
+	polltest.Within(t, time.Minute, "the delivery metrics", func() bool {
 		_, m := get(t, st.svc.metricsURL+"/metrics")
 		return strings.Contains(m, `payments_api_delivery_attempts_total{outcome="delivered"} 1`) &&
 			strings.Contains(m, `payments_api_delivery_jobs{state="completed"} 1`) &&

@@ -20,6 +20,7 @@ import (
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/logtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/stripemock"
 	"github.com/acme/payments-api/internal/stripetest"
@@ -129,28 +130,9 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// eventually polls ok until it reports true, failing the test if it does not
-// within 10 s: a regression fails with what was awaited instead of hanging until
-// go test's own timeout.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	eventuallyWithin(t, 10*time.Second, what, ok)
-}
-
-// eventuallyWithin is eventually with a limit of the caller's: the database's
-// own timers (River's rescuer, a schema re-check) need longer than 10 s.
-func eventuallyWithin(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", limit, what)
-		}
-	}
-}
-
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	eventually(t, "/readyz to answer 200", func() bool {
+	polltest.Eventually(t, "/readyz to answer 200", func() bool {
 		code, _ := get(t, base+"/readyz")
 		return code == http.StatusOK
 	})
@@ -321,10 +303,10 @@ func TestRunGracefulShutdown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		inflight <- result{status: resp.StatusCode, body: string(b)}
 	}()
-	eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
+	polltest.Eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
 
 	st.svc.stop() // what SIGTERM does through signal.NotifyContext
-	eventually(t, "/readyz to answer 503 while draining", func() bool {
+	polltest.Eventually(t, "/readyz to answer 503 while draining", func() bool {
 		code, body := get(t, base+"/readyz")
 		if code != http.StatusServiceUnavailable {
 			return false
@@ -336,7 +318,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	})
 	// Wait until Shutdown has closed the listener: from then on only in-flight
 	// requests are served.
-	eventually(t, "Shutdown to close the listener (GET /healthz refused)", func() bool {
+	polltest.Eventually(t, "Shutdown to close the listener (GET /healthz refused)", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return true
@@ -399,7 +381,7 @@ func TestRunShutdownTimeoutCutsInFlight(t *testing.T) {
 		}
 		inflight <- err
 	}()
-	eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
+	polltest.Eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
 
 	st.svc.stop() // what SIGTERM does through signal.NotifyContext
 	select {
@@ -509,7 +491,7 @@ func TestRunForwardTimeout(t *testing.T) {
 	}
 
 	var line map[string]any
-	eventually(t, "the webhook's access-log line", func() bool {
+	polltest.Eventually(t, "the webhook's access-log line", func() bool {
 		line = st.svc.stdout.First(t, "msg", "request", "route", "/stripe/webhook")
 		return line != nil
 	})
@@ -569,7 +551,7 @@ func TestRunSlowStripeGets504(t *testing.T) {
 		t.Errorf("checkout with a slow Stripe = %d %+v, want a 504 problem for req-slow-stripe", got.Status, p)
 	}
 	var line map[string]any
-	eventually(t, "the checkout's access-log line", func() bool {
+	polltest.Eventually(t, "the checkout's access-log line", func() bool {
 		line = st.svc.stdout.First(t, "msg", "request", "route", "/stripe/checkout")
 		return line != nil
 	})

@@ -10,12 +10,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/metricstest"
+	"github.com/acme/payments-api/internal/polltest"
 )
 
 // liveServer serves NewServer over real HTTP: net/http itself must see what
@@ -39,17 +39,6 @@ func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server,
 	}))
 	t.Cleanup(srv.Close)
 	return srv, reg, logs
-}
-
-// waitFor polls until ok holds: the frame logs after the response, so the
-// client may see the answer a moment before the line is written.
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
@@ -83,7 +72,7 @@ func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
 		t.Error("an aborted response reached the client")
 	}
 
-	waitFor(t, "both access-log lines", func() bool { return len(logs.Records(t, "msg", "request")) == 2 })
+	polltest.Eventually(t, "both access-log lines", func() bool { return len(logs.Records(t, "msg", "request")) == 2 })
 	for _, line := range logs.Records(t, "msg", "request") {
 		if line["level"] != "ERROR" || line["aborted"] != true || line["status"] != 200.0 {
 			t.Errorf("access log %v: want level ERROR, aborted, status 200", line)

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/payments-api/internal/logtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/redistest"
 )
 
@@ -143,7 +144,7 @@ func TestRedisDownFailsOpen(t *testing.T) {
 
 	srv.Restart()
 	probes := 0
-	eventually(t, "a check answered by Redis after its restart", func() bool {
+	polltest.Eventually(t, "a check answered by Redis after its restart", func() bool {
 		before := l.errorCount(t)
 		probes++
 		l.Allow(context.Background(), fmt.Sprintf("probe_%d", probes))
