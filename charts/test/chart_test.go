@@ -28,10 +28,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// contractEnv is every environment variable of the binary (the contract's
-// tables, and the standard OpenTelemetry ones the chart passes through). The
-// chart may set no other variable.
-var contractEnv = []string{
+// binaryEnv is every environment variable of the binary (the README's
+// configuration tables, and the standard OpenTelemetry ones the chart passes
+// through). The chart may set no other variable: the binary would ignore it,
+// and an operator would believe it configured something.
+var binaryEnv = []string{
 	"LISTEN_ADDR", "METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT", "FRONTEND_URL",
 	"CORS_ALLOWED_ORIGINS", "CLERK_ISSUER", "CLERK_JWKS_URL", "CLERK_JWT_KEY",
 	"CLERK_AUTHORIZED_PARTIES", "CLERK_CLOCK_SKEW", "STRIPE_SECRET_KEY",
@@ -281,13 +282,13 @@ func containerEnv(t *testing.T, ms []manifest) (map[string]string, *appsv1.Deplo
 	return env, d
 }
 
-func TestEnvironmentMatchesContract(t *testing.T) {
+func TestEnvironmentMatchesBinary(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			env, _ := containerEnv(t, renderScenario(t, sc))
 			for name := range env {
-				if !slices.Contains(contractEnv, name) {
+				if !slices.Contains(binaryEnv, name) {
 					t.Errorf("%s is not a variable of the binary", name)
 				}
 			}
@@ -301,7 +302,7 @@ func TestEnvironmentMatchesContract(t *testing.T) {
 	}
 	t.Run("every variable can be set", func(t *testing.T) {
 		env, _ := containerEnv(t, renderScenario(t, scenarios[1]))
-		for _, name := range contractEnv {
+		for _, name := range binaryEnv {
 			if _, ok := env[name]; !ok {
 				t.Errorf("all-features values do not set %s: the chart cannot configure it", name)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/acme/payments-api/internal/fakeclerk"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/metricstest"
 )
 
@@ -162,8 +163,8 @@ func (p *page) will(api string, c call) {
 type browser struct {
 	cmd    *exec.Cmd
 	in     *os.File // Chromium reads commands from it
-	out    *syncBuffer
-	stderr *syncBuffer
+	out    *logtest.Buffer
+	stderr *logtest.Buffer
 	nextID int
 }
 
@@ -187,7 +188,7 @@ func startChromium(t *testing.T) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &browser{in: cmdW, out: &syncBuffer{}, stderr: &syncBuffer{}}
+	b := &browser{in: cmdW, out: &logtest.Buffer{}, stderr: &logtest.Buffer{}}
 	b.cmd = exec.Command(path,
 		"--headless",
 		"--no-sandbox", // the tests run as root

@@ -70,28 +70,49 @@ func TestRunRefusesConfigurationBeforeListening(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := maps.Clone(valid)
 			maps.Copy(env, tt.env)
-			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), []string{"payments-api"}, func(k string) string { return env[k] }, &stdout, &stderr)
-			var exit exitError
-			if !errors.As(err, &exit) || exit.code != 2 {
-				t.Fatalf("run = %v, want exit code 2\nstderr:\n%s", err, stderr.String())
-			}
-			var named []string
-			for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
-				name, _, _ := strings.Cut(line, ": ")
-				named = append(named, name)
-			}
+			named, stderr := runRefused(t, env)
 			if !slices.Equal(named, tt.want) {
-				t.Errorf("problem lines name %v, want %v:\n%s", named, tt.want, stderr.String())
-			}
-			if strings.Contains(stderr.String(), "Sekr1t") {
-				t.Errorf("stderr echoes a secret:\n%s", stderr.String())
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("nothing may be logged before the configuration is valid, got:\n%s", stdout.String())
+				t.Errorf("problem lines name %v, want %v:\n%s", named, tt.want, stderr)
 			}
 		})
 	}
+}
+
+// runRefused runs the service with env, which it must refuse as an operator
+// needs it to: exit code 2 before logging anything, and no secret echoed (every
+// secret these tests set holds "Sekr1t"). It returns the variable each problem
+// line names, in order, and the whole of stderr for failure messages.
+func runRefused(t *testing.T, env map[string]string) (named []string, stderr string) {
+	t.Helper()
+	var stdout, errOut bytes.Buffer
+	err := run(context.Background(), []string{"payments-api"}, func(k string) string { return env[k] }, &stdout, &errOut)
+	var exit exitError
+	if !errors.As(err, &exit) || exit.code != 2 {
+		t.Fatalf("run = %v, want exit code 2\nstderr:\n%s", err, errOut.String())
+	}
+	stderr = errOut.String()
+	if strings.Contains(stderr, "Sekr1t") {
+		t.Errorf("stderr echoes a secret:\n%s", stderr)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("nothing may be logged before the configuration is valid, got:\n%s", stdout.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		name, _, _ := strings.Cut(line, ": ")
+		named = append(named, name)
+	}
+	return named, stderr
+}
+
+// linesNaming counts the problem lines that name the variable name.
+func linesNaming(named []string, name string) int {
+	n := 0
+	for _, v := range named {
+		if v == name {
+			n++
+		}
+	}
+	return n
 }
 
 // TestRunStartupLogHidesSecrets starts the server with every secret variable
@@ -118,7 +139,7 @@ func TestRunStartupLogHidesSecrets(t *testing.T) {
 		"ADMIN_PASSWORD":        "Adm-Sekr1t-0123456789",
 	}
 	svc := startService(t, env)
-	line := svc.stdout.logLine("starting")
+	line := svc.stdout.First(t, "msg", "starting")
 	if line == nil {
 		t.Fatalf("no starting line:\n%s", svc.stdout)
 	}

@@ -17,7 +17,9 @@ import (
 
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/pgtest"
+	"github.com/acme/payments-api/internal/polltest"
 )
 
 // The fault tests of durable delivery run the built binary as separate
@@ -73,8 +75,8 @@ func newDurableStand(t *testing.T, dsn string, nextOpts ...fakenext.Option) *dur
 // replicaProcess is one payments-api process.
 type replicaProcess struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *logtest.Buffer
+	stderr *logtest.Buffer
 	url    string
 	done   chan struct{}
 	err    error // Wait's result, once done is closed
@@ -86,7 +88,7 @@ func (ds *durableStand) start(t *testing.T, extra map[string]string) *replicaPro
 	t.Helper()
 	r := ds.launch(t, extra)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if line := r.stdout.logLine("listening"); line != nil {
+		if line := r.stdout.First(t, "msg", "listening"); line != nil {
 			r.url = "http://" + line["addr"].(string)
 			return r
 		}
@@ -113,7 +115,7 @@ func (ds *durableStand) launch(t *testing.T, extra map[string]string) *replicaPr
 	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	r := &replicaProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	r := &replicaProcess{cmd: cmd, stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -224,7 +226,7 @@ func TestDurableReplicaKilledMidDelivery(t *testing.T) {
 	if code, ans, _ := a.post(t, "evt_orphaned"); code != http.StatusOK || !ans.Queued {
 		t.Fatalf("webhook = %d %+v, want 200 queued", code, ans)
 	}
-	eventuallyWithin(t, time.Minute, "the delivery to hang", func() bool { return ds.next.Requests() == 1 })
+	polltest.Within(t, time.Minute, "the delivery to hang", func() bool { return ds.next.Requests() == 1 })
 	b := ds.start(t, nil)
 	_ = b
 
@@ -234,7 +236,7 @@ func TestDurableReplicaKilledMidDelivery(t *testing.T) {
 	killed := time.Now()
 	a.wait(t, 10*time.Second)
 	budget := 2*time.Second + 2*time.Minute // FORWARD_TIMEOUT + 2 min
-	eventuallyWithin(t, budget, "another replica delivers it", func() bool { return accepted(ds.next, "evt_orphaned") == 1 })
+	polltest.Within(t, budget, "another replica delivers it", func() bool { return accepted(ds.next, "evt_orphaned") == 1 })
 	t.Logf("delivered %v after the SIGKILL", time.Since(killed).Round(time.Second))
 }
 
@@ -250,7 +252,7 @@ func TestDurableSIGTERMMidDelivery(t *testing.T) {
 			t.Fatalf("webhook %s = %d", id, code)
 		}
 	}
-	eventuallyWithin(t, time.Minute, "the delivery to hang", func() bool { return ds.next.Requests() == 1 })
+	polltest.Within(t, time.Minute, "the delivery to hang", func() bool { return ds.next.Requests() == 1 })
 
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -267,7 +269,7 @@ func TestDurableSIGTERMMidDelivery(t *testing.T) {
 	}
 
 	ds.start(t, nil)
-	eventuallyWithin(t, time.Minute, "the next replica delivers both", func() bool {
+	polltest.Within(t, time.Minute, "the next replica delivers both", func() bool {
 		return accepted(ds.next, "evt_cut") == 1 && accepted(ds.next, "evt_waiting") == 1
 	})
 }
@@ -308,7 +310,7 @@ func TestDurableSameEventTwoReplicas(t *testing.T) {
 		t.Errorf("answers: %d queued, %d duplicates, others %v; want 1, 9, none", queued, duplicates, others)
 	}
 	// Once its one job is completed nothing can deliver it again.
-	eventuallyWithin(t, time.Minute, "delivered and recorded", func() bool {
+	polltest.Within(t, time.Minute, "delivered and recorded", func() bool {
 		_, out := ds.eventsCommand(t, "list", "--json")
 		return strings.Count(out, "\n") == 1 && strings.Contains(out, `"state":"completed"`)
 	})
@@ -341,11 +343,11 @@ func TestDurableDatabaseDownAtStart(t *testing.T) {
 	}
 
 	c.Restart(t)
-	eventuallyWithin(t, 2*time.Minute, "webhooks queued once the database answers", func() bool {
+	polltest.Within(t, 2*time.Minute, "webhooks queued once the database answers", func() bool {
 		code, ans, _ := r.post(t, "evt_early")
 		return code == http.StatusOK && ans.Queued
 	})
-	eventuallyWithin(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_early") == 1 })
+	polltest.Within(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_early") == 1 })
 }
 
 // TestDurableSchemaBehindAtStart: a reachable database whose schema is behind
@@ -393,7 +395,7 @@ func TestDurableDatabaseRestartMidTraffic(t *testing.T) {
 	if len(acked) < 40 {
 		t.Fatalf("%d of 45 events acknowledged, want at least the 40 sent while the database was up", len(acked))
 	}
-	eventuallyWithin(t, 2*time.Second+2*time.Minute-time.Since(back), "every acknowledged event delivered", func() bool {
+	polltest.Within(t, 2*time.Second+2*time.Minute-time.Since(back), "every acknowledged event delivered", func() bool {
 		for _, id := range acked {
 			if accepted(ds.next, id) == 0 {
 				return false
@@ -414,7 +416,7 @@ func TestDurableReplayWithEventsRetry(t *testing.T) {
 	if code, _, _ := r.post(t, "evt_dead"); code != http.StatusOK {
 		t.Fatalf("webhook = %d", code)
 	}
-	eventuallyWithin(t, time.Minute, "discarded", func() bool {
+	polltest.Within(t, time.Minute, "discarded", func() bool {
 		_, out := ds.eventsCommand(t, "list", "--state", "discarded", "--json")
 		return strings.Contains(out, `"event_id":"evt_dead"`)
 	})
@@ -427,5 +429,5 @@ func TestDurableReplayWithEventsRetry(t *testing.T) {
 	if code != 0 || out != "evt_dead queued (was discarded)\n" {
 		t.Fatalf("events retry --discarded = %d %q", code, out)
 	}
-	eventuallyWithin(t, time.Minute, "replayed", func() bool { return accepted(ds.next, "evt_dead") == 1 })
+	polltest.Within(t, time.Minute, "replayed", func() bool { return accepted(ds.next, "evt_dead") == 1 })
 }

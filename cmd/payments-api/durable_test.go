@@ -20,13 +20,15 @@ import (
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/pgtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/postgres"
 )
 
 // newTestDurable wires durable delivery to the database at dsn and a Next.js
 // stand-in, with short waits.
-func newTestDurable(t *testing.T, dsn string) (*durable, *syncBuffer) {
+func newTestDurable(t *testing.T, dsn string) (*durable, *logtest.Buffer) {
 	t.Helper()
 	u, err := config.DatabaseURL(func(k string) string {
 		if k == "DATABASE_URL" {
@@ -46,7 +48,7 @@ func newTestDurable(t *testing.T, dsn string) (*durable, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	d, err := newDurable(context.Background(), cfg, fwd, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -122,14 +124,14 @@ func TestDurableWaitsForTheDatabase(t *testing.T) {
 	}
 
 	c.Restart(t)
-	eventuallyWithin(t, time.Minute, "the schema is reported behind", func() bool { return strings.Contains(logs.String(), "its schema is behind") })
+	polltest.Within(t, time.Minute, "the schema is reported behind", func() bool { return strings.Contains(logs.String(), "its schema is behind") })
 	if accepts(t, d) {
 		t.Fatal("the queue takes events on a schema that is behind")
 	}
 	if err := migrate(context.Background(), dsn, reachTimeout, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyWithin(t, time.Minute, "durable delivery starts once migrated", func() bool { return accepts(t, d) })
+	polltest.Within(t, time.Minute, "durable delivery starts once migrated", func() bool { return accepts(t, d) })
 }
 
 // TestDurableStopWhileWaiting: stopping while the database is still down
@@ -175,8 +177,8 @@ func TestRunDurable(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(answer)) != `{"received":true,"queued":true}` {
 		t.Fatalf("webhook = %d %s, want 200 queued", resp.StatusCode, answer)
 	}
-	eventuallyWithin(t, time.Minute, "delivered", func() bool { return len(st.next.Processed()) == 1 })
-	eventuallyWithin(t, time.Minute, "the delivery metrics", func() bool {
+	polltest.Within(t, time.Minute, "delivered", func() bool { return len(st.next.Processed()) == 1 })
+	polltest.Within(t, time.Minute, "the delivery metrics", func() bool {
 		_, m := get(t, st.svc.metricsURL+"/metrics")
 		return strings.Contains(m, `payments_api_delivery_attempts_total{outcome="delivered"} 1`) &&
 			strings.Contains(m, `payments_api_delivery_jobs{state="completed"} 1`) &&
@@ -201,7 +203,7 @@ func TestRunDurable(t *testing.T) {
 		t.Errorf("customers table for user_durable = %q, %v; want the checkout's customer", id, err)
 	}
 
-	line := st.svc.stdout.logLine("listening")
+	line := st.svc.stdout.First(t, "msg", "listening")
 	admin := "http://" + line["admin_addr"].(string)
 	for _, c := range []struct {
 		user, pass string

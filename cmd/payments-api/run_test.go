@@ -19,6 +19,8 @@ import (
 
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
+	"github.com/acme/payments-api/internal/logtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/problemtest"
 	"github.com/acme/payments-api/internal/stripemock"
 	"github.com/acme/payments-api/internal/stripetest"
@@ -31,50 +33,10 @@ const (
 	testOrigin        = "https://app.example.com"
 )
 
-// syncBuffer collects the service's log output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logLine returns the first JSON log line whose msg is msg.
-func (b *syncBuffer) logLine(msg string) map[string]any {
-	for _, l := range strings.Split(b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			return m
-		}
-	}
-	return nil
-}
-
-// requestLine returns the first access-log line ("request") for route.
-func (b *syncBuffer) requestLine(route string) map[string]any {
-	for _, l := range strings.Split(b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["route"] == route {
-			return m
-		}
-	}
-	return nil
-}
-
 // service is payments-api started through run, as main starts it.
 type service struct {
 	url, metricsURL string
-	stdout          *syncBuffer
+	stdout          *logtest.Buffer
 	stop            context.CancelFunc
 	done            chan error
 }
@@ -83,8 +45,8 @@ type service struct {
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{stdout: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	stderr := &syncBuffer{}
+	s := &service{stdout: &logtest.Buffer{}, stop: cancel, done: make(chan error, 1)}
+	stderr := &logtest.Buffer{}
 	go func() {
 		s.done <- run(ctx, []string{"payments-api"}, func(k string) string { return env[k] }, s.stdout, stderr)
 	}()
@@ -102,7 +64,7 @@ func startService(t *testing.T, env map[string]string) *service {
 			t.Fatalf("run returned early: %v\nstdout:\n%s\nstderr:\n%s", err, s.stdout, stderr)
 		default:
 		}
-		if line := s.stdout.logLine("listening"); line != nil {
+		if line := s.stdout.First(t, "msg", "listening"); line != nil {
 			s.url = "http://" + line["addr"].(string)
 			s.metricsURL = "http://" + line["metrics_addr"].(string)
 			return s
@@ -168,28 +130,9 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// eventually polls ok until it reports true, failing the test if it does not
-// within 10 s: a regression fails with what was awaited instead of hanging until
-// go test's own timeout.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	eventuallyWithin(t, 10*time.Second, what, ok)
-}
-
-// eventuallyWithin is eventually with a limit of the caller's: the database's
-// own timers (River's rescuer, a schema re-check) need longer than 10 s.
-func eventuallyWithin(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", limit, what)
-		}
-	}
-}
-
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	eventually(t, "/readyz to answer 200", func() bool {
+	polltest.Eventually(t, "/readyz to answer 200", func() bool {
 		code, _ := get(t, base+"/readyz")
 		return code == http.StatusOK
 	})
@@ -360,10 +303,10 @@ func TestRunGracefulShutdown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		inflight <- result{status: resp.StatusCode, body: string(b)}
 	}()
-	eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
+	polltest.Eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
 
 	st.svc.stop() // what SIGTERM does through signal.NotifyContext
-	eventually(t, "/readyz to answer 503 while draining", func() bool {
+	polltest.Eventually(t, "/readyz to answer 503 while draining", func() bool {
 		code, body := get(t, base+"/readyz")
 		if code != http.StatusServiceUnavailable {
 			return false
@@ -375,7 +318,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	})
 	// Wait until Shutdown has closed the listener: from then on only in-flight
 	// requests are served.
-	eventually(t, "Shutdown to close the listener (GET /healthz refused)", func() bool {
+	polltest.Eventually(t, "Shutdown to close the listener (GET /healthz refused)", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return true
@@ -406,7 +349,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	if got := st.next.Processed(); len(got) != 1 || got[0].ID != "evt_inflight" {
 		t.Errorf("Next.js processed %+v, want evt_inflight", got)
 	}
-	if st.svc.stdout.logLine("stopped") == nil {
+	if st.svc.stdout.First(t, "msg", "stopped") == nil {
 		t.Errorf("no 'stopped' log line:\n%s", st.svc.stdout)
 	}
 }
@@ -438,7 +381,7 @@ func TestRunShutdownTimeoutCutsInFlight(t *testing.T) {
 		}
 		inflight <- err
 	}()
-	eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
+	polltest.Eventually(t, "the webhook to reach Next.js", func() bool { return st.next.Requests() > 0 })
 
 	st.svc.stop() // what SIGTERM does through signal.NotifyContext
 	select {
@@ -451,10 +394,10 @@ func TestRunShutdownTimeoutCutsInFlight(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return within 10s although SHUTDOWN_TIMEOUT is 200ms")
 	}
-	if line := st.svc.stdout.logLine("shutdown: requests still running at SHUTDOWN_TIMEOUT were cut"); line == nil || line["level"] != "ERROR" {
+	if line := st.svc.stdout.First(t, "msg", "shutdown: requests still running at SHUTDOWN_TIMEOUT were cut"); line == nil || line["level"] != "ERROR" {
 		t.Errorf("no ERROR line saying requests were cut at SHUTDOWN_TIMEOUT (got %v):\n%s", line, st.svc.stdout)
 	}
-	if st.svc.stdout.logLine("stopped") != nil {
+	if st.svc.stdout.First(t, "msg", "stopped") != nil {
 		t.Errorf("a 'stopped' line after a shutdown that cut requests:\n%s", st.svc.stdout)
 	}
 	select {
@@ -548,8 +491,8 @@ func TestRunForwardTimeout(t *testing.T) {
 	}
 
 	var line map[string]any
-	eventually(t, "the webhook's access-log line", func() bool {
-		line = st.svc.stdout.requestLine("/stripe/webhook")
+	polltest.Eventually(t, "the webhook's access-log line", func() bool {
+		line = st.svc.stdout.First(t, "msg", "request", "route", "/stripe/webhook")
 		return line != nil
 	})
 	attempts, _ := line["forward_attempts"].(float64)
@@ -608,8 +551,8 @@ func TestRunSlowStripeGets504(t *testing.T) {
 		t.Errorf("checkout with a slow Stripe = %d %+v, want a 504 problem for req-slow-stripe", got.Status, p)
 	}
 	var line map[string]any
-	eventually(t, "the checkout's access-log line", func() bool {
-		line = st.svc.stdout.requestLine("/stripe/checkout")
+	polltest.Eventually(t, "the checkout's access-log line", func() bool {
+		line = st.svc.stdout.First(t, "msg", "request", "route", "/stripe/checkout")
 		return line != nil
 	})
 	if line["status"] != float64(http.StatusGatewayTimeout) {
@@ -691,29 +634,11 @@ func TestRunConfigErrors(t *testing.T) {
 		"CORS_ALLOWED_ORIGINS":  "*",
 		"LISTEN_ADDR":           "127.0.0.1:0",
 	}
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"payments-api"}, func(k string) string { return env[k] }, &stdout, &stderr)
-	var exit exitError
-	if !errors.As(err, &exit) || exit.code != 2 {
-		t.Fatalf("run = %v, want exit code 2", err)
-	}
-	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	named, stderr := runRefused(t, env)
 	for _, name := range []string{"CLERK_ISSUER", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_IDS", "NEXTJS_WEBHOOK_SECRET", "CORS_ALLOWED_ORIGINS"} {
-		found := 0
-		for _, l := range lines {
-			if strings.HasPrefix(l, name+": ") {
-				found++
-			}
+		if n := linesNaming(named, name); n != 1 {
+			t.Errorf("%d lines name %s, want 1:\n%s", n, name, stderr)
 		}
-		if found != 1 {
-			t.Errorf("%d lines name %s, want 1:\n%s", found, name, stderr.String())
-		}
-	}
-	if strings.Contains(stderr.String(), "Sekr1t") {
-		t.Errorf("stderr echoes a secret:\n%s", stderr.String())
-	}
-	if stdout.Len() != 0 {
-		t.Errorf("nothing may be logged before the configuration is valid, got:\n%s", stdout.String())
 	}
 }
 
@@ -829,7 +754,7 @@ func TestRunTextLogsAndMetricsOff(t *testing.T) {
 		"NEXTJS_WEBHOOK_SECRET": testNextSecret,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &logtest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"payments-api"}, func(k string) string { return env[k] }, stdout, io.Discard)

@@ -53,7 +53,8 @@ const (
 	// servicePkg is the production main, built as the Dockerfile builds it.
 	servicePkg = "github.com/acme/payments-api/cmd/payments-api"
 	// webhookPath is where the Next.js stand-in receives forwarded events: the
-	// path of the contract's default NEXTJS_WEBHOOK_URL.
+	// path of the service's default NEXTJS_WEBHOOK_URL, so that a frontend
+	// written against the defaults receives them at the same place.
 	webhookPath = "/api/payments/webhook"
 	// defaultUser is the Clerk user id the printed commands use.
 	defaultUser = "user_sandbox"
@@ -540,7 +541,8 @@ func serviceEnv(s settings, getenv func(string) string) []string {
 		"LISTEN_ADDR=" + s.apiAddr,
 		"METRICS_ADDR=" + s.metricsAddr,
 		// localhost, not 127.0.0.1: with the default port this is the
-		// contract's default FRONTEND_URL and CORS origin.
+		// service's default FRONTEND_URL and CORS origin, the address a
+		// browser on the developer's machine shows for the Next.js app.
 		"FRONTEND_URL=http://localhost:" + nextPort,
 		"CLERK_ISSUER=http://" + s.clerkAddr,
 		"STRIPE_SECRET_KEY=" + s.stripeKey,

@@ -17,35 +17,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/stripemock"
 )
 
 // guard bounds every wait of these tests, so that a hang fails instead of
 // blocking the suite; the first run includes building payments-api.
 const guard = 3 * time.Minute
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // ports are the sandbox's addresses, free loopback ports chosen by the test.
 type ports struct{ api, metrics, clerk, next, mock, admin string }
@@ -103,7 +85,7 @@ func testEnv(extra map[string]string) func(string) string {
 
 // sandboxRun is a sandbox started through run, as main starts it.
 type sandboxRun struct {
-	stdout, stderr *syncBuffer
+	stdout, stderr *logtest.Buffer
 	cancel         context.CancelFunc
 	done           chan struct{}
 	err            error // set before done is closed
@@ -112,7 +94,7 @@ type sandboxRun struct {
 func startSandbox(t *testing.T, args []string, getenv func(string) string) *sandboxRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sandboxRun{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	s := &sandboxRun{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		s.err = run(ctx, args, getenv, s.stdout, s.stderr)
 		close(s.done)
@@ -432,7 +414,7 @@ func TestPortTaken(t *testing.T) {
 			defer ln.Close()
 			taken := ln.Addr().String()
 			args := append(p.args(), "-"+flagName, taken) // the last flag wins
-			var stdout, stderr syncBuffer
+			var stdout, stderr logtest.Buffer
 			err = run(context.Background(), args, testEnv(nil), &stdout, &stderr)
 			if err == nil {
 				t.Fatal("run succeeded on a taken port")
@@ -472,7 +454,7 @@ func TestRefusedSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr logtest.Buffer
 			err := run(context.Background(), tt.args, testEnv(tt.env), &stdout, &stderr)
 			if err == nil {
 				t.Fatal("run accepted it")
@@ -499,7 +481,7 @@ func TestServiceEnv(t *testing.T) {
 	got := serviceEnv(s, func(k string) string { return userEnv[k] })
 	want := []string{
 		"LISTEN_ADDR=127.0.0.1:8001", "METRICS_ADDR=127.0.0.1:9090",
-		// The contract's defaults, spelled out: the Next.js stand-in is where
+		// The service's defaults, spelled out: the Next.js stand-in is where
 		// the service expects Next.js.
 		"FRONTEND_URL=http://localhost:3000", "CLERK_ISSUER=http://127.0.0.1:8002",
 		"STRIPE_SECRET_KEY=sk_test_x1", "STRIPE_WEBHOOK_SECRET=whsec_w", "STRIPE_PRICE_IDS=price_a",
@@ -678,14 +660,14 @@ func startBuiltSandbox(t *testing.T) *builtSandbox {
 	}
 	p := freePorts(t)
 	cmd := exec.Command(bin, p.args()[1:]...)
-	stdout := &syncBuffer{}
+	stdout := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second // should a child keep the output pipe open
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := &builtSandbox{sandboxRun: &sandboxRun{stdout: stdout, stderr: &syncBuffer{}, done: make(chan struct{})}, cmd: cmd}
+	b := &builtSandbox{sandboxRun: &sandboxRun{stdout: stdout, stderr: &logtest.Buffer{}, done: make(chan struct{})}, cmd: cmd}
 	go func() {
 		b.waitErr = cmd.Wait()
 		close(b.done)

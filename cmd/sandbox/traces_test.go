@@ -4,11 +4,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/oteltest"
 )
 
 func TestTracePrinter(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	p := newTracePrinter(&console{w: &buf})
 	// The children end, and are exported, before their root.
 	p.add([]oteltest.Span{

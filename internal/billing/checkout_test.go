@@ -17,8 +17,8 @@ import (
 )
 
 // TestCheckoutWithStripeMock runs the handler through the real stripe-go
-// adapter against the real stripe-mock, with the stateful recording proxy in
-// between. One stripe-mock serves every subtest: it is stateless.
+// adapter against the real stripe-mock, with internal/stripetest's stateful
+// Proxy in between. One stripe-mock serves every subtest: it is stateless.
 func TestCheckoutWithStripeMock(t *testing.T) {
 	mock := stripemock.Start(t)
 

@@ -40,6 +40,32 @@ func getenv(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
+// mustLoad loads baseEnv with extra set over it, failing the test on an error.
+func mustLoad(t *testing.T, extra map[string]string) Config {
+	t.Helper()
+	env := baseEnv()
+	maps.Copy(env, extra)
+	c, err := Load(getenv(env))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+// loadProblems loads baseEnv with extra set over it and returns what Load
+// refused, failing the test when Load does not report Problems.
+func loadProblems(t *testing.T, extra map[string]string) Problems {
+	t.Helper()
+	env := baseEnv()
+	maps.Copy(env, extra)
+	_, err := Load(getenv(env))
+	var problems Problems
+	if !errors.As(err, &problems) {
+		t.Fatalf("Load error = %v, want Problems", err)
+	}
+	return problems
+}
+
 func pemOf(t *testing.T, pub any, blockType string) string {
 	t.Helper()
 	var der []byte
@@ -261,18 +287,13 @@ func TestLoadDerivedDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := baseEnv()
-			maps.Copy(env, tt.env)
-			c, err := Load(getenv(env))
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
+			c := mustLoad(t, tt.env)
 			checkFields(t, tt.fields(c))
 		})
 	}
 }
 
-// TestLoadLogSettings pins every LOG_LEVEL and LOG_FORMAT the contract lists.
+// TestLoadLogSettings pins every LOG_LEVEL and LOG_FORMAT the README documents.
 func TestLoadLogSettings(t *testing.T) {
 	tests := []struct {
 		level  string
@@ -286,13 +307,7 @@ func TestLoadLogSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.level+","+tt.format, func(t *testing.T) {
-			env := baseEnv()
-			env["LOG_LEVEL"] = tt.level
-			env["LOG_FORMAT"] = tt.format
-			c, err := Load(getenv(env))
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
+			c := mustLoad(t, map[string]string{"LOG_LEVEL": tt.level, "LOG_FORMAT": tt.format})
 			checkFields(t, []field{
 				{"LogLevel", c.LogLevel, tt.want},
 				{"LogFormat", c.LogFormat, tt.format},
@@ -457,15 +472,9 @@ func TestLoadProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			env := baseEnv()
-			env[tt.name] = tt.value
-			_, err := Load(getenv(env))
-			var problems Problems
-			if !errors.As(err, &problems) {
-				t.Fatalf("Load error = %v, want Problems", err)
-			}
+			problems := loadProblems(t, map[string]string{tt.name: tt.value})
 			if len(problems) != 1 {
-				t.Fatalf("got %d problems, want 1:\n%v", len(problems), err)
+				t.Fatalf("got %d problems, want 1:\n%v", len(problems), problems)
 			}
 			line := problems[0]
 			if !strings.HasPrefix(line, tt.name+": ") {
@@ -498,12 +507,7 @@ func TestLoadClerkJWTKeyForms(t *testing.T) {
 		"surrounded by space":     "\n  " + pkix + "  \n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			env := baseEnv()
-			env["CLERK_JWT_KEY"] = value
-			c, err := Load(getenv(env))
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
+			c := mustLoad(t, map[string]string{"CLERK_JWT_KEY": value})
 			if c.ClerkJWTKey == nil || !c.ClerkJWTKey.Equal(&key.PublicKey) {
 				t.Errorf("ClerkJWTKey = %v, want the key", c.ClerkJWTKey)
 			}
@@ -595,15 +599,9 @@ func TestLoadProblemsAcrossVariables(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := baseEnv()
-			maps.Copy(env, tt.env)
-			_, err := Load(getenv(env))
-			var problems Problems
-			if !errors.As(err, &problems) {
-				t.Fatalf("Load error = %v, want Problems", err)
-			}
+			problems := loadProblems(t, tt.env)
 			if len(problems) != len(tt.want) {
-				t.Fatalf("got %d problems, want %d:\n%v", len(problems), len(tt.want), err)
+				t.Fatalf("got %d problems, want %d:\n%v", len(problems), len(tt.want), problems)
 			}
 			for i, want := range tt.want {
 				name, detail, _ := strings.Cut(want, ": ")
@@ -611,8 +609,8 @@ func TestLoadProblemsAcrossVariables(t *testing.T) {
 					t.Errorf("problem %d = %q, want %q", i, problems[i], want)
 				}
 			}
-			if strings.Contains(err.Error(), "Sekr1t") {
-				t.Errorf("problems echo a secret:\n%v", err)
+			if strings.Contains(problems.Error(), "Sekr1t") {
+				t.Errorf("problems echo a secret:\n%v", problems)
 			}
 		})
 	}
@@ -690,12 +688,7 @@ func TestLoadConnectionURLs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			env := baseEnv()
-			env[tt.name] = tt.value
-			c, err := Load(getenv(env))
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
+			c := mustLoad(t, map[string]string{tt.name: tt.value})
 			got := map[string]SecretURL{"DATABASE_URL": c.DatabaseURL, "REDIS_URL": c.RedisURL}[tt.name]
 			checkFields(t, []field{
 				{"Value", got.Value(), tt.value},
@@ -734,12 +727,7 @@ func TestLoadBooleansAndRanges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			env := baseEnv()
-			env[tt.name] = tt.value
-			c, err := Load(getenv(env))
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
+			c := mustLoad(t, map[string]string{tt.name: tt.value})
 			checkFields(t, []field{{tt.name, tt.got(c), tt.want}})
 		})
 	}

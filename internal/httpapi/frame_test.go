@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,51 +9,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/metricstest"
+	"github.com/acme/payments-api/internal/polltest"
 )
-
-// lockedBuffer is a log destination the server's goroutines and the test can
-// share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the log lines whose msg is msg.
-func (l *lockedBuffer) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, raw := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
-		var line map[string]any
-		if err := json.Unmarshal(raw, &line); err != nil {
-			t.Fatalf("log line %s: %v", raw, err)
-		}
-		if line["msg"] == msg {
-			out = append(out, line)
-		}
-	}
-	return out
-}
 
 // liveServer serves NewServer over real HTTP: net/http itself must see what
 // the frame does with a response cut short.
-func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server, *prometheus.Registry, *lockedBuffer) {
+func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server, *prometheus.Registry, *logtest.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	reg := prometheus.NewRegistry()
 	srv := httptest.NewServer(NewServer(Options{
 		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
@@ -71,17 +39,6 @@ func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server,
 	}))
 	t.Cleanup(srv.Close)
 	return srv, reg, logs
-}
-
-// waitFor polls until ok holds: the frame logs after the response, so the
-// client may see the answer a moment before the line is written.
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
@@ -115,20 +72,20 @@ func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
 		t.Error("an aborted response reached the client")
 	}
 
-	waitFor(t, "both access-log lines", func() bool { return len(logs.lines(t, "request")) == 2 })
-	for _, line := range logs.lines(t, "request") {
+	polltest.Eventually(t, "both access-log lines", func() bool { return len(logs.Records(t, "msg", "request")) == 2 })
+	for _, line := range logs.Records(t, "msg", "request") {
 		if line["level"] != "ERROR" || line["aborted"] != true || line["status"] != 200.0 {
 			t.Errorf("access log %v: want level ERROR, aborted, status 200", line)
 		}
 	}
-	checkoutLine := logs.lines(t, "request")[0]
-	if line := logs.lines(t, "request")[1]; line["route"] == "/stripe/checkout" {
+	checkoutLine := logs.Records(t, "msg", "request")[0]
+	if line := logs.Records(t, "msg", "request")[1]; line["route"] == "/stripe/checkout" {
 		checkoutLine = line
 	}
 	if e, _ := checkoutLine["error"].(string); !strings.Contains(e, "boom after writing") || !strings.Contains(e, "after the response started") {
 		t.Errorf("access log error = %q, want the panic, after the response started", e)
 	}
-	panics := logs.lines(t, "panic")
+	panics := logs.Records(t, "msg", "panic")
 	if len(panics) != 1 || !strings.Contains(fmt.Sprint(panics[0]["stack"]), "goroutine") {
 		t.Errorf("panic lines = %v, want one, with its stack (none for the deliberate abort)", panics)
 	}

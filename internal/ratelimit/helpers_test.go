@@ -1,11 +1,9 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/redistest"
 )
@@ -49,43 +48,9 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// logRecorder keeps the JSON lines a logger writes.
-type logRecorder struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *logRecorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
-}
-
-func (r *logRecorder) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(r, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// text returns everything logged so far.
-func (r *logRecorder) text() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.String()
-}
-
-// lines returns the records logged so far at level.
-func (r *logRecorder) lines(t *testing.T, level slog.Level) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(r.text()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", line, err)
-		}
-		if rec[slog.LevelKey] == level.String() {
-			out = append(out, rec)
-		}
-	}
-	return out
+// jsonLogger logs every level as JSON lines to w, as the service's logger does.
+func jsonLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // redisEnv is a Redis limiter with what a test observes of it.
@@ -93,7 +58,7 @@ type redisEnv struct {
 	*Redis
 	reg   *prometheus.Registry
 	clock *clock
-	log   *logRecorder
+	log   *logtest.Buffer
 }
 
 // testBudget replaces Budget in tests that are not about it: under the race
@@ -106,11 +71,11 @@ const testBudget = 10 * time.Second
 // testBudget; a test of the budget sets it back to Budget.
 func newRedisEnv(t testing.TB, rawURL string, r Rate) *redisEnv {
 	t.Helper()
-	e := &redisEnv{reg: prometheus.NewRegistry(), clock: newClock(), log: &logRecorder{}}
+	e := &redisEnv{reg: prometheus.NewRegistry(), clock: newClock(), log: &logtest.Buffer{}}
 	l, err := NewRedisURL(rawURL, RedisOptions{
 		Rate:       r,
 		Registerer: e.reg,
-		Logger:     e.log.logger(),
+		Logger:     jsonLogger(e.log),
 		Now:        e.clock.Now,
 	})
 	if err != nil {
@@ -148,18 +113,5 @@ func take(t *testing.T, l limiter, user string, n int) {
 		if ok, d := l.Allow(context.Background(), user); !ok {
 			t.Fatalf("%s request %d of %d refused (retry after %v), want allowed", user, i+1, n, d)
 		}
-	}
-}
-
-// eventually polls cond until it holds, failing the test after a generous
-// deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

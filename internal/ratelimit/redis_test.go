@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/payments-api/internal/logtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/redistest"
 )
 
@@ -117,9 +119,9 @@ func TestRedisDownFailsOpen(t *testing.T) {
 	if got := l.errorCount(t); got != failures {
 		t.Errorf("errors = %v, want %d", got, failures)
 	}
-	warnings := l.log.lines(t, slog.LevelWarn)
+	warnings := l.log.Records(t, slog.LevelKey, slog.LevelWarn.String())
 	if len(warnings) != 1 {
-		t.Fatalf("%d warnings for %d failures within a second, want 1:\n%s", len(warnings), failures, l.log.text())
+		t.Fatalf("%d warnings for %d failures within a second, want 1:\n%s", len(warnings), failures, l.log.String())
 	}
 	if w := warnings[0]; w["error"] == "" || w["failures_not_logged"] != 0.0 {
 		t.Errorf("warning %v, want the error and failures_not_logged 0", w)
@@ -127,12 +129,12 @@ func TestRedisDownFailsOpen(t *testing.T) {
 
 	l.clock.Add(WarnInterval - time.Second)
 	l.Allow(context.Background(), "ada")
-	if got := len(l.log.lines(t, slog.LevelWarn)); got != 1 {
+	if got := len(l.log.Records(t, slog.LevelKey, slog.LevelWarn.String())); got != 1 {
 		t.Fatalf("%d warnings a second before the interval ends, want 1", got)
 	}
 	l.clock.Add(time.Second)
 	l.Allow(context.Background(), "ada")
-	warnings = l.log.lines(t, slog.LevelWarn)
+	warnings = l.log.Records(t, slog.LevelKey, slog.LevelWarn.String())
 	if len(warnings) != 2 {
 		t.Fatalf("%d warnings once the interval is over, want 2", len(warnings))
 	}
@@ -142,7 +144,7 @@ func TestRedisDownFailsOpen(t *testing.T) {
 
 	srv.Restart()
 	probes := 0
-	eventually(t, "a check answered by Redis after its restart", func() bool {
+	polltest.Eventually(t, "a check answered by Redis after its restart", func() bool {
 		before := l.errorCount(t)
 		probes++
 		l.Allow(context.Background(), fmt.Sprintf("probe_%d", probes))
@@ -281,7 +283,7 @@ func TestRedisCallerGaveUp(t *testing.T) {
 	if got := l.errorCount(t); got != 0 {
 		t.Errorf("errors = %v, want 0: Redis did not fail", got)
 	}
-	if got := l.log.lines(t, slog.LevelWarn); len(got) != 0 {
+	if got := l.log.Records(t, slog.LevelKey, slog.LevelWarn.String()); len(got) != 0 {
 		t.Errorf("warnings %v, want none", got)
 	}
 }
@@ -309,8 +311,8 @@ func TestRedisClosed(t *testing.T) {
 func TestRedisPasswordNeverShown(t *testing.T) {
 	const password = "s3cret-Redis-passw0rd"
 	srv := redistest.Start(t, redistest.Options{Password: password})
-	clientLog := &logRecorder{}
-	RouteClientLogs(clientLog.logger())
+	clientLog := &logtest.Buffer{}
+	RouteClientLogs(jsonLogger(clientLog))
 	t.Cleanup(func() { RouteClientLogs(slog.New(slog.DiscardHandler)) }) // as TestMain left it
 
 	right := newRedisEnv(t, srv.URL(), Rate{N: 2, Per: time.Hour})
@@ -326,17 +328,17 @@ func TestRedisPasswordNeverShown(t *testing.T) {
 			t.Fatal("with a wrong password: refused, want allowed (fail open)")
 		}
 	}
-	if got := wrong.log.lines(t, slog.LevelWarn); len(got) != 1 || !strings.Contains(fmt.Sprint(got[0]["error"]), "WRONGPASS") {
+	if got := wrong.log.Records(t, slog.LevelKey, slog.LevelWarn.String()); len(got) != 1 || !strings.Contains(fmt.Sprint(got[0]["error"]), "WRONGPASS") {
 		t.Errorf("with a wrong password: warnings %v, want one naming WRONGPASS", got)
 	}
 
 	srv.Stop()
 	right.Allow(context.Background(), "ada")
-	if got := right.log.lines(t, slog.LevelWarn); len(got) != 1 {
+	if got := right.log.Records(t, slog.LevelKey, slog.LevelWarn.String()); len(got) != 1 {
 		t.Errorf("Redis down: %d warnings, want 1", len(got))
 	}
 
-	if got := clientLog.text(); !strings.Contains(got, "failed to dial") {
+	if got := clientLog.String(); !strings.Contains(got, "failed to dial") {
 		t.Errorf("go-redis' own log = %q, want its dial failure at debug level", got)
 	}
 
@@ -361,9 +363,9 @@ func TestRedisPasswordNeverShown(t *testing.T) {
 	t.Logf("URL errors:\n%s", strings.Join(errs, "\n"))
 
 	for what, text := range map[string]string{
-		"right password's log": right.log.text(),
-		"wrong password's log": wrong.log.text(),
-		"go-redis' own log":    clientLog.text(),
+		"right password's log": right.log.String(),
+		"wrong password's log": wrong.log.String(),
+		"go-redis' own log":    clientLog.String(),
 		"URL errors":           strings.Join(errs, "\n"),
 	} {
 		for _, secret := range []string{password, wrongPassword, "s3cret", "wr0ng"} {
@@ -377,10 +379,10 @@ func TestRedisPasswordNeverShown(t *testing.T) {
 // TestWarnerRedacts covers what go-redis never does today: an error that
 // quotes the password is logged without it.
 func TestWarnerRedacts(t *testing.T) {
-	rec := &logRecorder{}
-	w := newWarner(rec.logger(), nil, "hunter2")
+	rec := &logtest.Buffer{}
+	w := newWarner(jsonLogger(rec), nil, "hunter2")
 	w.failed(context.Background(), fmt.Errorf("AUTH hunter2 refused"))
-	if got := rec.text(); strings.Contains(got, "hunter2") || !strings.Contains(got, "AUTH [redacted] refused") {
+	if got := rec.String(); strings.Contains(got, "hunter2") || !strings.Contains(got, "AUTH [redacted] refused") {
 		t.Errorf("logged %s, want the error with the password redacted", got)
 	}
 }

@@ -10,7 +10,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme/payments-api/internal/logtest"
 )
 
 // EnvBinary names the environment variable that points at the redis-server binary.
@@ -60,7 +61,7 @@ type Server struct {
 type process struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *lockedBuffer // its log, for the failure message
+	out    *logtest.Buffer // its log, for the failure message
 }
 
 // Start launches redis-server on a free loopback port, waits until it answers
@@ -162,7 +163,7 @@ func (s *Server) launch() error {
 		args = append(args, "--requirepass", s.opts.Password)
 	}
 	cmd := exec.Command(s.bin, args...)
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
@@ -258,22 +259,4 @@ func FindBinary(fromEnv string) (string, error) {
 		return "", fmt.Errorf("%s; install it with `%s` (macOS: `brew install redis`), or set %s", where, InstallCommand, EnvBinary)
 	}
 	return bin, nil
-}
-
-// lockedBuffer collects a process's output while tests may read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
