@@ -467,6 +467,11 @@ func TestDurableWebhookAnswers(t *testing.T) {
 	if !strings.Contains(m, "payments_api_delivery_oldest_pending_seconds 0\n") {
 		t.Error("payments_api_delivery_oldest_pending_seconds is not 0 on an empty queue")
 	}
+	for _, o := range []string{"delivered", "retry", "discarded"} {
+		if !strings.Contains(m, `payments_api_delivery_attempts_total{outcome="`+o+`"} 0`+"\n") {
+			t.Errorf("no series payments_api_delivery_attempts_total{outcome=%q} at start", o)
+		}
+	}
 
 	const (
 		queued    = `{"received":true,"queued":true}`
