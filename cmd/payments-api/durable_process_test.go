@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/acme/payments-api/internal/fakeclerk"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/logtest"
@@ -78,8 +80,10 @@ type replicaProcess struct {
 	stdout *logtest.Buffer
 	stderr *logtest.Buffer
 	url    string
-	done   chan struct{}
-	err    error // Wait's result, once done is closed
+	// metricsURL is the base URL of the replica's METRICS_ADDR listener.
+	metricsURL string
+	done       chan struct{}
+	err        error // Wait's result, once done is closed
 }
 
 // start runs a replica with the stand's environment plus extra, and waits
@@ -90,6 +94,7 @@ func (ds *durableStand) start(t *testing.T, extra map[string]string) *replicaPro
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if line := r.stdout.First(t, "msg", "listening"); line != nil {
 			r.url = "http://" + line["addr"].(string)
+			r.metricsURL = "http://" + line["metrics_addr"].(string)
 			return r
 		}
 		select {
@@ -154,6 +159,20 @@ type webhookAnswer struct {
 // post sends a signed event to the replica and returns its status and answer.
 func (r *replicaProcess) post(t *testing.T, id string) (int, webhookAnswer, http.Header) {
 	t.Helper()
+	code, raw, h := r.postRaw(t, id)
+	var a webhookAnswer
+	if code == http.StatusOK {
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatalf("webhook answer %q: %v", raw, err)
+		}
+	}
+	return code, a, h
+}
+
+// postRaw sends a signed event to the replica and returns its status, body
+// and headers as they came.
+func (r *replicaProcess) postRaw(t *testing.T, id string) (int, []byte, http.Header) {
+	t.Helper()
 	body, sig := signedEvent(t, id, "checkout.session.completed")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -162,14 +181,8 @@ func (r *replicaProcess) post(t *testing.T, id string) (int, webhookAnswer, http
 		t.Fatalf("POST /stripe/webhook %s: %v", id, err)
 	}
 	defer resp.Body.Close()
-	var a webhookAnswer
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(raw, &a); err != nil {
-			t.Fatalf("webhook answer %q: %v", raw, err)
-		}
-	}
-	return resp.StatusCode, a, resp.Header
+	return resp.StatusCode, raw, resp.Header
 }
 
 // accepted is how many times Next.js accepted the event (2xx).
@@ -381,8 +394,12 @@ func TestDurableDatabaseRestartMidTraffic(t *testing.T) {
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
 			id := fmt.Sprintf("evt_restart_%03d", i)
-			if code, ans, _ := r.post(t, id); code == http.StatusOK && ans.Queued {
+			code, ans, h := r.post(t, id)
+			switch {
+			case code == http.StatusOK && ans.Queued:
 				acked = append(acked, id)
+			case code != http.StatusServiceUnavailable || h.Get("Retry-After") == "":
+				t.Errorf("webhook %s = %d (Retry-After %q), want 200 queued, or 503 with Retry-After while the database is down", id, code, h.Get("Retry-After"))
 			}
 		}
 	}
@@ -430,4 +447,140 @@ func TestDurableReplayWithEventsRetry(t *testing.T) {
 		t.Fatalf("events retry --discarded = %d %q", code, out)
 	}
 	polltest.Within(t, time.Minute, "replayed", func() bool { return accepted(ds.next, "evt_dead") == 1 })
+}
+
+// TestDurableWebhookAnswers: Stripe's answers in durable mode, byte for byte.
+// A new event is queued; its redelivery while it is queued, in flight or
+// delivered is a duplicate and not delivered again; the redelivery of a
+// discarded event queues it again, without "duplicate", and it is delivered.
+// The queue's gauges have a series for each of River's eight states from the
+// start, and the webhook's outcomes are counted.
+func TestDurableWebhookAnswers(t *testing.T) {
+	t.Parallel()
+	ds := newDurableStand(t, migratedDSN(t))
+	r := ds.start(t, map[string]string{"DELIVERY_MAX_ATTEMPTS": "1"})
+
+	_, m := get(t, r.metricsURL+"/metrics")
+	for _, s := range []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"} {
+		if !strings.Contains(m, `payments_api_delivery_jobs{state="`+s+`"} `) {
+			t.Errorf("no series payments_api_delivery_jobs{state=%q} at start", s)
+		}
+	}
+	if !strings.Contains(m, "payments_api_delivery_oldest_pending_seconds 0\n") {
+		t.Error("payments_api_delivery_oldest_pending_seconds is not 0 on an empty queue")
+	}
+	for _, o := range []string{"delivered", "retry", "discarded"} {
+		if !strings.Contains(m, `payments_api_delivery_attempts_total{outcome="`+o+`"} 0`+"\n") {
+			t.Errorf("no series payments_api_delivery_attempts_total{outcome=%q} at start", o)
+		}
+	}
+
+	const (
+		queued    = `{"received":true,"queued":true}`
+		duplicate = `{"received":true,"queued":true,"duplicate":true}`
+	)
+	answers := func(id, want string) {
+		t.Helper()
+		code, body, h := r.postRaw(t, id)
+		if code != http.StatusOK || strings.TrimSpace(string(body)) != want || h.Get("Content-Type") != "application/json" {
+			t.Errorf("webhook %s = %d %s %s, want 200 application/json %s", id, code, h.Get("Content-Type"), body, want)
+		}
+	}
+	answers("evt_new", queued)
+	answers("evt_new", duplicate)
+	eventuallyWithin(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_new") == 1 })
+	answers("evt_new", duplicate)
+
+	ds.next.Refuse(http.StatusServiceUnavailable, 0)
+	answers("evt_dead", queued)
+	eventuallyWithin(t, time.Minute, "discarded", func() bool {
+		_, out := ds.eventsCommand(t, "list", "--state", "discarded", "--json")
+		return strings.Contains(out, `"event_id":"evt_dead"`)
+	})
+	ds.next.Accept()
+	answers("evt_dead", queued)
+	eventuallyWithin(t, time.Minute, "the discarded event delivered", func() bool { return accepted(ds.next, "evt_dead") == 1 })
+
+	time.Sleep(time.Second) // a duplicate delivery would come now
+	if got := requested(ds.next, "evt_new"); got != 1 {
+		t.Errorf("Next.js got evt_new %d times, want once", got)
+	}
+	_, m = get(t, r.metricsURL+"/metrics")
+	for outcome, n := range map[string]int{"queued": 3, "duplicate": 2, "queue_unavailable": 0} {
+		series := fmt.Sprintf(`payments_api_webhook_events_total{outcome=%q,type="checkout.session.completed"} %d`+"\n", outcome, n)
+		if !strings.Contains(m, series) {
+			t.Errorf("metrics lack %q", series)
+		}
+	}
+}
+
+// TestDurableSlowDatabase503: a database slower than 5 s (here a lock held on
+// the queue's table) makes the webhook answer 503 with Retry-After after 5 s,
+// so that Stripe redelivers; the event was not queued, and its redelivery is.
+func TestDurableSlowDatabase503(t *testing.T) {
+	t.Parallel()
+	ds := newDurableStand(t, migratedDSN(t))
+	r := ds.start(t, nil)
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, ds.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE river_job IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, body, h := r.postRaw(t, "evt_slow")
+	took := time.Since(start)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || h.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("webhook with the database stalled = %d %s (Retry-After %q) %s, want a 503 problem with Retry-After",
+			code, h.Get("Content-Type"), h.Get("Retry-After"), body)
+	}
+	if took < 4500*time.Millisecond || took > 8*time.Second {
+		t.Errorf("answered after %v, want about 5 s", took.Round(time.Millisecond))
+	}
+
+	if code, ans, _ := r.post(t, "evt_slow"); code != http.StatusOK || !ans.Queued || ans.Duplicate {
+		t.Fatalf("redelivery once the database answers = %d %+v, want 200 queued, not a duplicate", code, ans)
+	}
+	eventuallyWithin(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_slow") == 1 })
+	_, m := get(t, r.metricsURL+"/metrics")
+	if series := `payments_api_webhook_events_total{outcome="queue_unavailable",type="checkout.session.completed"} 1` + "\n"; !strings.Contains(m, series) {
+		t.Errorf("metrics lack %q", series)
+	}
+}
+
+// TestDurableForwardTimeoutBoundsAnAttempt: in durable mode FORWARD_TIMEOUT
+// bounds one attempt: a Next.js that hangs is cut after it, not after
+// River's job timeout, and the event is delivered by the next attempt.
+func TestDurableForwardTimeoutBoundsAnAttempt(t *testing.T) {
+	t.Parallel()
+	ds := newDurableStand(t, migratedDSN(t), fakenext.WithDelay(hangFirst))
+	r := ds.start(t, map[string]string{"FORWARD_TIMEOUT": "1s"})
+	if code, ans, _ := r.post(t, "evt_hang"); code != http.StatusOK || !ans.Queued {
+		t.Fatalf("webhook = %d %+v, want 200 queued", code, ans)
+	}
+	eventuallyWithin(t, time.Minute, "the first attempt to reach Next.js", func() bool { return ds.next.Requests() == 1 })
+	reached := time.Now()
+	eventually(t, "the first attempt cut", func() bool { return len(ds.next.Deliveries()) >= 1 })
+	if cut := time.Since(reached); cut < 800*time.Millisecond || cut > 3*time.Second {
+		t.Errorf("the hanging attempt was cut after %v, want about FORWARD_TIMEOUT (1 s)", cut.Round(time.Millisecond))
+	}
+	if got := ds.next.Deliveries()[0].Status; got != fakenext.StatusClientClosed {
+		t.Errorf("first attempt recorded %d, want %d (cut by payments-api)", got, fakenext.StatusClientClosed)
+	}
+	eventuallyWithin(t, time.Minute, "delivered by the second attempt", func() bool { return accepted(ds.next, "evt_hang") == 1 })
+	_, out := ds.eventsCommand(t, "list", "--json")
+	if !strings.Contains(out, `"attempts":2`) || !strings.Contains(out, "timeout") {
+		t.Errorf("events list = %s, want two attempts and the first one's timeout", out)
+	}
 }

@@ -236,3 +236,41 @@ func TestRunDurable(t *testing.T) {
 		t.Error("the admin password is in the log")
 	}
 }
+
+// TestRunDurableDatabaseDown: with DATABASE_URL set and the database down,
+// the service starts and is ready, a checkout still succeeds (the customer is
+// found or created with Stripe), and webhooks answer 503 with Retry-After.
+func TestRunDurableDatabaseDown(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t)
+	dsn := c.URL("postgres")
+	if err := migrate(context.Background(), dsn, reachTimeout, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(t)
+	st := startStack(t, map[string]string{"DATABASE_URL": dsn})
+	base := st.svc.url
+	waitReady(t, base)
+
+	token, err := st.clerk.Mint(fakeclerk.Token{Subject: "user_db_down", AuthorizedParty: testOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp := postCheckout(t, base, token, "application/json", `{"price_id":"price_1MoBy5LkdIwHu7ixZhnattbh"}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("checkout with the database down = %d, want 200", resp.StatusCode)
+	}
+	t.Logf("checkout took %v", time.Since(start).Round(time.Millisecond))
+
+	body, sig := signedEvent(t, "evt_db_down", "checkout.session.completed")
+	resp, err = postWebhook(context.Background(), base, body, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("webhook with the database down = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

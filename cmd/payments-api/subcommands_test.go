@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,6 +162,9 @@ func TestEventsList(t *testing.T) {
 	if !strings.Contains(lines[1], "2026-06-01T00:00:00Z") {
 		t.Errorf("scheduled row = %q, want its next attempt", lines[1])
 	}
+	if got, want := strings.Fields(lines[0]), []string{"EVENT", "ID", "TYPE", "STATE", "ATTEMPTS", "LAST", "ERROR", "CREATED", "NEXT", "ATTEMPT"}; !slices.Equal(got, want) {
+		t.Errorf("header = %q, want the columns %v", lines[0], want)
+	}
 
 	code, out, _ = run("list", "--state", "discarded", "--json")
 	if code != 0 {
@@ -181,6 +185,11 @@ func TestEventsList(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("keys = %v, want exactly %v", got, want)
+	}
+
+	code, out, _ = run("list", "--state", "scheduled", "--json")
+	if code != 0 || !strings.Contains(out, `"last_error":null,"created_at":"2026-01-01T00:02:00Z","next_attempt_at":"2026-06-01T00:00:00Z"}`) {
+		t.Errorf("list --state scheduled --json = %d %q, want its next attempt in RFC 3339 and a null last error", code, out)
 	}
 
 	code, out, _ = run("list", "--type", "invoice.paid", "--limit", "1", "--json")

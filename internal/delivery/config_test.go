@@ -90,6 +90,11 @@ func TestRiverConfig(t *testing.T) {
 		})
 	}
 
+	// Dashboards and alerts read the queue gauges as at most 15 s old.
+	if DefaultMetricsInterval > 15*time.Second {
+		t.Errorf("DefaultMetricsInterval = %v, want at most 15 s", DefaultMetricsInterval)
+	}
+
 	if _, err := New(nil, Options{MaxAttempts: -1}); err == nil {
 		t.Error("New with negative MaxAttempts succeeded")
 	}

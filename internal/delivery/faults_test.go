@@ -124,6 +124,34 @@ func TestRescueDeadReplica(t *testing.T) {
 	}
 }
 
+// TestRescueDeadReplicaLastAttempt: a replica that died during an event's
+// last attempt did not fail it: River's rescuer discards such a job without
+// a worker seeing it, and the queue gives it back its attempt, so that a live
+// replica delivers it.
+func TestRescueDeadReplicaLastAttempt(t *testing.T) {
+	t.Parallel()
+	url := migrated.Database(t)
+	e := stopped(t, url, "evt_last")
+	_, err := e.pool.Exec(testCtx(t), `UPDATE river_job SET state = 'running', attempt = max_attempts,
+		attempted_at = now() - interval '10 minutes', attempted_by = '{dead-replica}', finalized_at = NULL
+		WHERE args->>'event_id' = 'evt_last'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNext(t)
+	live := replica(t, url, n, delivery.Options{})
+	eventually(t, "rescued and delivered", func() bool { return live.state(t, "evt_last") == "completed" })
+	if got := n.processed(); got != 1 {
+		t.Errorf("processed = %d, want 1", got)
+	}
+	if got := len(live.logLines(t, "event discarded")); got != 0 {
+		t.Errorf("%d discard lines for an event that was delivered", got)
+	}
+	if lines := live.logLines(t, "a replica died during the event's last delivery attempt; queued again with one more attempt"); len(lines) != 1 || lines[0]["event_id"] != "evt_last" {
+		t.Errorf("requeue log lines = %v, want one naming evt_last", lines)
+	}
+}
+
 // migratedCluster starts a cluster of the test's own, to kill and restart,
 // and migrates its postgres database, whose URL it returns.
 func migratedCluster(t *testing.T) (*pgtest.Cluster, string) {

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -57,17 +58,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// refreshLoop refreshes the gauges every MetricsInterval until ctx ends. A
-// failed refresh keeps the last values and is logged at warn, at most once a
+// refreshLoop refreshes the gauges, and queues again the events River's
+// rescuer discarded (see requeueRescued), every MetricsInterval until ctx
+// ends. A failure keeps the last values and is logged at warn, at most once a
 // minute: the database being down is reported better elsewhere.
 func (q *Queue) refreshLoop(ctx context.Context) {
 	t := time.NewTicker(q.opts.MetricsInterval)
 	defer t.Stop()
 	var lastWarn time.Time
 	for {
-		if err := q.refreshMetrics(ctx); err != nil && ctx.Err() == nil && time.Since(lastWarn) >= time.Minute {
+		err := errors.Join(q.requeueRescued(ctx), q.refreshMetrics(ctx))
+		if err != nil && ctx.Err() == nil && time.Since(lastWarn) >= time.Minute {
 			lastWarn = time.Now()
-			q.log.WarnContext(ctx, "refreshing the delivery queue metrics failed", slog.Any("error", err))
+			q.log.WarnContext(ctx, "the delivery queue's periodic work (metrics, rescued events) failed", slog.Any("error", err))
 		}
 		select {
 		case <-ctx.Done():

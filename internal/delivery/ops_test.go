@@ -80,6 +80,7 @@ func TestMetrics(t *testing.T) {
 		"retryable": time.Hour,      // the oldest pending
 		"discarded": 48 * time.Hour, // older, but given up on: not pending
 		"cancelled": 48 * time.Hour,
+		"completed": 48 * time.Hour, // older, but delivered: not pending
 	}
 	for _, s := range states {
 		e.rig(t, "evt_"+s, s, cmp.Or(ages[s], time.Minute))
@@ -100,7 +101,19 @@ func TestMetrics(t *testing.T) {
 	}
 	oldest := metricstest.Value(t, live.reg, "payments_api_delivery_oldest_pending_seconds", nil)
 	if math.Abs(oldest-3600) > 120 {
-		t.Errorf("oldest pending = %v s, want about 3600 (the retryable one; discarded and cancelled excluded)", oldest)
+		t.Errorf("oldest pending = %v s, want about 3600 (the retryable one; completed, discarded and cancelled excluded)", oldest)
+	}
+
+	// Every state of an event not delivered yet counts, the one in flight
+	// included: each in turn becomes the oldest, by a different age, so that a
+	// reading from before the change cannot pass.
+	for i, s := range []string{"available", "pending", "scheduled", "running", "retryable"} {
+		age := time.Duration(2+i) * time.Hour
+		e.rig(t, "evt_"+s, s, age)
+		eventually(t, "the "+s+" event is the oldest pending", func() bool {
+			got := metricstest.Value(t, live.reg, "payments_api_delivery_oldest_pending_seconds", nil)
+			return math.Abs(got-age.Seconds()) < 120
+		})
 	}
 }
 
