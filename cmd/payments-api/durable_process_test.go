@@ -488,18 +488,18 @@ func TestDurableWebhookAnswers(t *testing.T) {
 	}
 	answers("evt_new", queued)
 	answers("evt_new", duplicate)
-	eventuallyWithin(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_new") == 1 })
+	polltest.Within(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_new") == 1 })
 	answers("evt_new", duplicate)
 
 	ds.next.Refuse(http.StatusServiceUnavailable, 0)
 	answers("evt_dead", queued)
-	eventuallyWithin(t, time.Minute, "discarded", func() bool {
+	polltest.Within(t, time.Minute, "discarded", func() bool {
 		_, out := ds.eventsCommand(t, "list", "--state", "discarded", "--json")
 		return strings.Contains(out, `"event_id":"evt_dead"`)
 	})
 	ds.next.Accept()
 	answers("evt_dead", queued)
-	eventuallyWithin(t, time.Minute, "the discarded event delivered", func() bool { return accepted(ds.next, "evt_dead") == 1 })
+	polltest.Within(t, time.Minute, "the discarded event delivered", func() bool { return accepted(ds.next, "evt_dead") == 1 })
 
 	time.Sleep(time.Second) // a duplicate delivery would come now
 	if got := requested(ds.next, "evt_new"); got != 1 {
@@ -552,7 +552,7 @@ func TestDurableSlowDatabase503(t *testing.T) {
 	if code, ans, _ := r.post(t, "evt_slow"); code != http.StatusOK || !ans.Queued || ans.Duplicate {
 		t.Fatalf("redelivery once the database answers = %d %+v, want 200 queued, not a duplicate", code, ans)
 	}
-	eventuallyWithin(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_slow") == 1 })
+	polltest.Within(t, time.Minute, "delivered", func() bool { return accepted(ds.next, "evt_slow") == 1 })
 	_, m := get(t, r.metricsURL+"/metrics")
 	if series := `payments_api_webhook_events_total{outcome="queue_unavailable",type="checkout.session.completed"} 1` + "\n"; !strings.Contains(m, series) {
 		t.Errorf("metrics lack %q", series)
@@ -569,16 +569,16 @@ func TestDurableForwardTimeoutBoundsAnAttempt(t *testing.T) {
 	if code, ans, _ := r.post(t, "evt_hang"); code != http.StatusOK || !ans.Queued {
 		t.Fatalf("webhook = %d %+v, want 200 queued", code, ans)
 	}
-	eventuallyWithin(t, time.Minute, "the first attempt to reach Next.js", func() bool { return ds.next.Requests() == 1 })
+	polltest.Within(t, time.Minute, "the first attempt to reach Next.js", func() bool { return ds.next.Requests() == 1 })
 	reached := time.Now()
-	eventually(t, "the first attempt cut", func() bool { return len(ds.next.Deliveries()) >= 1 })
+	polltest.Eventually(t, "the first attempt cut", func() bool { return len(ds.next.Deliveries()) >= 1 })
 	if cut := time.Since(reached); cut < 800*time.Millisecond || cut > 3*time.Second {
 		t.Errorf("the hanging attempt was cut after %v, want about FORWARD_TIMEOUT (1 s)", cut.Round(time.Millisecond))
 	}
 	if got := ds.next.Deliveries()[0].Status; got != fakenext.StatusClientClosed {
 		t.Errorf("first attempt recorded %d, want %d (cut by payments-api)", got, fakenext.StatusClientClosed)
 	}
-	eventuallyWithin(t, time.Minute, "delivered by the second attempt", func() bool { return accepted(ds.next, "evt_hang") == 1 })
+	polltest.Within(t, time.Minute, "delivered by the second attempt", func() bool { return accepted(ds.next, "evt_hang") == 1 })
 	_, out := ds.eventsCommand(t, "list", "--json")
 	if !strings.Contains(out, `"attempts":2`) || !strings.Contains(out, "timeout") {
 		t.Errorf("events list = %s, want two attempts and the first one's timeout", out)
