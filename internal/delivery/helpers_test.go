@@ -2,13 +2,11 @@ package delivery_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +16,9 @@ import (
 	"github.com/acme/payments-api/internal/delivery"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
+	"github.com/acme/payments-api/internal/logtest"
 	"github.com/acme/payments-api/internal/pgtest"
+	"github.com/acme/payments-api/internal/polltest"
 	"github.com/acme/payments-api/internal/postgres"
 )
 
@@ -45,13 +45,7 @@ const waitFor = 60 * time.Second
 // eventually polls cond until it holds or waitFor passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", waitFor, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the database or the receiver; nothing to wait on
-	}
+	polltest.Within(t, waitFor, what, cond)
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -84,7 +78,7 @@ type env struct {
 	q    *delivery.Queue
 	pool *pgxpool.Pool
 	reg  *prometheus.Registry
-	logs *logRecorder
+	logs *logtest.Buffer
 }
 
 // replica builds and starts a queue on the database at url, delivering to n.
@@ -110,7 +104,7 @@ func replica(t *testing.T, url string, n *next, opts delivery.Options) *env {
 func newEnv(t *testing.T, url string, n *next, opts delivery.Options) *env {
 	t.Helper()
 	pool := openPool(t, url)
-	e := &env{pool: pool, reg: prometheus.NewRegistry(), logs: &logRecorder{}}
+	e := &env{pool: pool, reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
 	if n != nil && opts.Forwarder == nil {
 		opts.Forwarder = forwarder(t, n, 5*time.Second)
 	}
@@ -201,36 +195,11 @@ func (e *env) jobs(t *testing.T, id string) int {
 // logLines returns the log lines whose message contains msg.
 func (e *env) logLines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	e.logs.mu.Lock()
-	defer e.logs.mu.Unlock()
-	if e.logs.err != nil {
-		t.Fatalf("a log line is not JSON: %v", e.logs.err)
-	}
 	var out []map[string]any
-	for _, line := range e.logs.lines {
+	for _, line := range e.logs.Records(t) {
 		if s, _ := line["msg"].(string); strings.Contains(s, msg) {
 			out = append(out, line)
 		}
 	}
 	return out
-}
-
-// logRecorder decodes what a slog JSON handler writes, one line per Write,
-// as the queue's logs are written concurrently by its workers.
-type logRecorder struct {
-	mu    sync.Mutex
-	lines []map[string]any
-	err   error // the first line that did not decode
-}
-
-func (r *logRecorder) Write(p []byte) (int, error) {
-	var line map[string]any
-	err := json.Unmarshal(p, &line)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err != nil && r.err == nil {
-		r.err = err
-	}
-	r.lines = append(r.lines, line)
-	return len(p), nil
 }
