@@ -18,27 +18,19 @@ import (
 	"github.com/acme/payments-api/internal/polltest"
 )
 
-// liveServer serves NewServer over real HTTP: net/http itself must see what
-// the frame does with a response cut short.
+// liveServer serves the test server over real HTTP, with checkout (also the
+// portal and the subscription state) and webhook as its handlers: net/http
+// itself must see what the frame does with a response cut short.
 func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server, *prometheus.Registry, *logtest.Buffer) {
 	t.Helper()
 	logs := &logtest.Buffer{}
-	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(NewServer(Options{
-		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
-		Registerer:      reg,
-		AllowedOrigins:  []string{allowedOrigin},
-		Authenticate:    func(h http.Handler) http.Handler { return h },
-		Checkout:        checkout,
-		Portal:          checkout,
-		Subscription:    checkout,
-		Webhook:         webhook,
-		CheckoutMaxBody: 16 << 10,
-		PortalMaxBody:   16 << 10,
-		WebhookMaxBody:  512 << 10,
-	}))
+	ts := newTestServer(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		o.Checkout, o.Portal, o.Subscription, o.Webhook = checkout, checkout, checkout, webhook
+	})
+	srv := httptest.NewServer(ts.handler)
 	t.Cleanup(srv.Close)
-	return srv, reg, logs
+	return srv, ts.reg, logs
 }
 
 func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
