@@ -18,27 +18,19 @@ import (
 	"github.com/acme/payments-api/internal/polltest"
 )
 
-// liveServer serves NewServer over real HTTP: net/http itself must see what
-// the frame does with a response cut short.
+// liveServer serves the test server over real HTTP, with checkout (also the
+// portal and the subscription state) and webhook as its handlers: net/http
+// itself must see what the frame does with a response cut short.
 func liveServer(t *testing.T, checkout, webhook http.Handler) (*httptest.Server, *prometheus.Registry, *logtest.Buffer) {
 	t.Helper()
 	logs := &logtest.Buffer{}
-	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(NewServer(Options{
-		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),
-		Registerer:      reg,
-		AllowedOrigins:  []string{allowedOrigin},
-		Authenticate:    func(h http.Handler) http.Handler { return h },
-		Checkout:        checkout,
-		Portal:          checkout,
-		Subscription:    checkout,
-		Webhook:         webhook,
-		CheckoutMaxBody: 16 << 10,
-		PortalMaxBody:   16 << 10,
-		WebhookMaxBody:  512 << 10,
-	}))
+	ts := newTestServer(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		o.Checkout, o.Portal, o.Subscription, o.Webhook = checkout, checkout, checkout, webhook
+	})
+	srv := httptest.NewServer(ts.handler)
 	t.Cleanup(srv.Close)
-	return srv, reg, logs
+	return srv, ts.reg, logs
 }
 
 func TestPanicAfterResponseStartedIsCutCountedAndLogged(t *testing.T) {
@@ -117,6 +109,59 @@ func TestLimitBodyRefusesBeyondItsLimit(t *testing.T) {
 			var tooLarge *http.MaxBytesError
 			if (got != nil) != tt.wantErr || (tt.wantErr && !errors.As(got, &tooLarge)) || n > 1000 {
 				t.Errorf("read %d bytes, err %v; want at most 1000 and a *http.MaxBytesError: %t", n, got, tt.wantErr)
+			}
+		})
+	}
+}
+
+// countingBody is a request body that counts the bytes read from it.
+type countingBody struct {
+	r    io.Reader
+	read int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += n
+	return n, err
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// TestLimitBodyDrainsPastItsLimit: once the handler has answered, what the
+// client still sends is read and discarded up to 1 MiB past the limit, so that
+// the client, still sending, can read the answer; beyond that it is cut off.
+func TestLimitBodyDrainsPastItsLimit(t *testing.T) {
+	const limit = 1000
+	for _, tt := range []struct {
+		name     string
+		size     int
+		expect   string // the request's Expect header
+		readAll  bool   // the handler reads the body (to its limit)
+		wantRead int
+	}{
+		{"unread, well past the limit", limit + 3<<20, "", false, limit + 1<<20},
+		{"read to the limit, well past it", limit + 3<<20, "", true, limit + 1<<20},
+		{"unread, within the drain", limit + 1<<19, "", false, limit + 1<<19},
+		{"unread, 100-continue not answered", limit + 3<<20, "100-continue", false, 0},
+		{"read, 100-continue answered", limit + 3<<20, "100-continue", true, limit + 1<<20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := &countingBody{r: bytes.NewReader(make([]byte, tt.size))}
+			h := limitBody(limit, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.readAll {
+					_, _ = io.ReadAll(r.Body)
+				}
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+			}))
+			req := httptest.NewRequest(http.MethodPost, "/", nil)
+			req.Body = body
+			if tt.expect != "" {
+				req.Header.Set("Expect", tt.expect)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if body.read != tt.wantRead {
+				t.Errorf("%d bytes of %d read from the client, want %d", body.read, tt.size, tt.wantRead)
 			}
 		})
 	}

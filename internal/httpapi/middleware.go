@@ -305,6 +305,12 @@ func allowCORS(origins []string, method string, next http.Handler) http.Handler 
 		handlers.ExposedHeaders([]string{RequestIDHeader, "Retry-After"}),
 		handlers.MaxAge(600),
 	)(next)
+	// What an allowed preflight is told, made once per route.
+	preflight := preflightAnswers{
+		allowMethods: []string{method},
+		refused: "This cross-origin request is not allowed: this route accepts " + method + " with the headers " +
+			strings.Join(corsAllowedHeaders, ", ") + ".",
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Origin")
 		if r.Method != http.MethodOptions {
@@ -322,29 +328,32 @@ func allowCORS(origins []string, method string, next http.Handler) http.Handler 
 			problem.Write(w, r, problem.New(http.StatusForbidden, "This origin is not allowed to call the API."))
 			return
 		}
-		cors.ServeHTTP(preflightAnswer(w, r, method), r)
+		cors.ServeHTTP(preflight.wrap(w, r), r)
 	})
 }
 
-// preflightAnswer wraps w for the CORS library's answer to a preflight from an
-// allowed origin: an allowed one gets the route's method and the allowed
-// headers, and a bare error status (a method or header the library does not
-// allow) becomes a 403 problem.
-func preflightAnswer(w http.ResponseWriter, r *http.Request, method string) http.ResponseWriter {
-	allowMethods := []string{method}
+// preflightAnswers are a route's answers to a preflight from an allowed
+// origin: an allowed one gets the route's method (allowMethods) and the
+// allowed headers, and a bare error status (a method or header the library
+// does not allow) becomes a 403 problem whose detail is refused.
+type preflightAnswers struct {
+	allowMethods []string
+	refused      string
+}
+
+// wrap wraps w for the CORS library's answer to the preflight r.
+func (p preflightAnswers) wrap(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	return httpsnoop.Wrap(w, httpsnoop.Hooks{
 		WriteHeader: func(f httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 			return func(code int) {
 				if code < 400 {
 					h := w.Header()
-					h["Access-Control-Allow-Methods"] = allowMethods
+					h["Access-Control-Allow-Methods"] = p.allowMethods
 					h["Access-Control-Allow-Headers"] = corsAllowHeadersValue
 					f(code)
 					return
 				}
-				problem.Write(w, r, problem.New(http.StatusForbidden,
-					"This cross-origin request is not allowed: this route accepts "+method+" with the headers "+
-						strings.Join(corsAllowedHeaders, ", ")+"."))
+				problem.Write(w, r, problem.New(http.StatusForbidden, p.refused))
 			}
 		},
 	})

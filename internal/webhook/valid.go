@@ -5,23 +5,18 @@ import (
 	"encoding/json"
 )
 
-// validJSON reports whether doc is exactly one JSON value (RFC 8259), giving
-// json.Valid's answer for every input (FuzzValidJSON holds it to that):
-// strings may hold any byte but control characters and bad escapes, as there,
-// and nesting stops at encoding/json's 10 000 levels.
+// maxNesting is encoding/json's limit on nested objects and arrays.
+const maxNesting = 10000
+
+// syntax walks a document, checking as it goes (i is the next byte) that it
+// is exactly one JSON value (RFC 8259), with json.Valid's answer for every
+// input (FuzzValidJSON holds it to that): strings may hold any byte but
+// control characters and bad escapes, as there, and nesting stops at
+// encoding/json's 10 000 levels.
 //
 // It exists for speed alone: the webhook checks the syntax of every verified
 // event, and encoding/json's scanner, one function call per byte, cost three
 // times the signature check on a 3 KB event.
-func validJSON(doc []byte) bool {
-	s := syntax{doc: doc}
-	return s.check()
-}
-
-// maxNesting is encoding/json's limit on nested objects and arrays.
-const maxNesting = 10000
-
-// syntax walks a document, checking it as it goes; i is the next byte.
 type syntax struct {
 	doc []byte
 	i   int
