@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acme/payments-api/internal/delivery"
+	"github.com/acme/payments-api/internal/deliverytest"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/metricstest"
 	"github.com/acme/payments-api/internal/pgtest"
@@ -158,7 +159,7 @@ func migratedCluster(t *testing.T) (*pgtest.Cluster, string) {
 	t.Helper()
 	c := pgtest.Start(t)
 	url := c.URL("postgres")
-	if err := migrate(testCtx(t), url); err != nil {
+	if err := deliverytest.Migrate(testCtx(t), url); err != nil {
 		t.Fatal(err)
 	}
 	return c, url
