@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/payments-api/internal/delivery"
+	"github.com/acme/payments-api/internal/deliverytest"
 	"github.com/acme/payments-api/internal/fakenext"
 	"github.com/acme/payments-api/internal/forward"
 	"github.com/acme/payments-api/internal/logtest"
@@ -27,17 +28,7 @@ func TestMain(m *testing.M) { pgtest.Run(m) }
 const nextSecret = "whsec_test_nextjs_fedcba9876543210"
 
 // migrated is a database with River's and our schema, copied per test.
-var migrated = pgtest.NewTemplate("delivery_migrated", migrate)
-
-func migrate(ctx context.Context, url string) error {
-	pool, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	_, err = postgres.Migrate(ctx, pool, slog.New(slog.DiscardHandler))
-	return err
-}
+var migrated = pgtest.NewTemplate("delivery_migrated", deliverytest.Migrate)
 
 // waitFor bounds every wait of these tests: generous, for a loaded machine.
 const waitFor = 60 * time.Second

@@ -1,15 +1,32 @@
-// Package deliverytest prepares the delivery queue for benchmarks: a backlog
-// of events, as an outage would leave it, inserted in one statement.
+// Package deliverytest prepares the delivery queue's database for tests and
+// benchmarks: the schema migrated, and a backlog of events, as an outage
+// would leave it, inserted in one statement.
 package deliverytest
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/acme/payments-api/internal/delivery"
+	"github.com/acme/payments-api/internal/postgres"
 )
+
+// Migrate brings the database at dsn to the current schema (River's and
+// ours), as `payments-api migrate` does, quietly. It fits pgtest.NewTemplate.
+func Migrate(ctx context.Context, dsn string) error {
+	pool, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		return fmt.Errorf("deliverytest: %w", err)
+	}
+	defer pool.Close()
+	if _, err := postgres.Migrate(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
+		return fmt.Errorf("deliverytest: %w", err)
+	}
+	return nil
+}
 
 // Backlog inserts n events waiting for delivery (evt_backlog_1 … n, type
 // invoice.paid) into the migrated database at dsn, straight into River's

@@ -2,8 +2,6 @@ package deliverytest_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -20,17 +18,17 @@ func TestBacklog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dsn := pgtest.Database(t)
-	pool, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := postgres.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if err := deliverytest.Migrate(ctx, dsn); err != nil {
 		t.Fatal(err)
 	}
 	if err := deliverytest.Backlog(ctx, dsn, 3); err != nil {
 		t.Fatal(err)
 	}
+	pool, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
 	q, err := delivery.New(pool, delivery.Options{})
 	if err != nil {
 		t.Fatal(err)
