@@ -213,8 +213,9 @@ func (t *trigger) live(kind eventKind, q url.Values, user string) (lifeChange, e
 		return c, nil
 	}
 	subs := t.stand.Subscriptions(c.customer)
+	named, newest := q.Get("subscription"), lastCreated(subs)
 	for _, s := range subs {
-		if s.ID == q.Get("subscription") || (q.Get("subscription") == "" && s.Created >= lastCreated(subs)) {
+		if s.ID == named || (named == "" && s.Created >= newest) {
 			c.subscription, c.status = s.ID, s.Status
 		}
 	}

@@ -64,7 +64,7 @@ func TestStripeBudget(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			proxy := newProxy(t, mock)
 			if tt.known {
-				cus := proxy.AddCustomer(ada.Email, map[string]string{UserIDMetadataKey: ada.UserID})
+				cus := addCustomer(proxy, ada)
 				proxy.AddSubscription(cus, stripetest.Subscription{Status: "canceled", PriceID: priceSub, Quantity: 1})
 			}
 			proxy.Intercept(func(r *http.Request) *stripetest.Answer {

@@ -34,7 +34,7 @@ func TestCustomerRule(t *testing.T) {
 	t.Run("found by search, then saved in the store", func(t *testing.T) {
 		proxy := newProxy(t, mock)
 		// One the dashboard made later, and the user's own, older: the oldest wins.
-		cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		cus := addCustomer(proxy, ada)
 		proxy.AddCustomer("", map[string]string{"clerk_user_id": ada.UserID})
 		proxy.AddCustomer("other@example.com", map[string]string{"clerk_user_id": "user_other"})
 		store := newMemStore(nil)
@@ -111,7 +111,7 @@ func TestCustomerRule(t *testing.T) {
 	} {
 		t.Run(fault.name+": Stripe answers within the budget", func(t *testing.T) {
 			proxy := newProxy(t, mock)
-			cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+			cus := addCustomer(proxy, ada)
 			store := newMemStore(nil)
 			fault.set(store)
 			s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1), store: store})
@@ -235,7 +235,7 @@ func TestSingleSubscription(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s single=%v", cmp.Or(tt.status, "none"), tt.price, tt.single), func(t *testing.T) {
 			proxy := newProxy(t, mock)
-			cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+			cus := addCustomer(proxy, ada)
 			// Canceled ones beside, which never count.
 			proxy.AddSubscription(cus, stripetest.Subscription{Status: "canceled", PriceID: priceSub, Quantity: 1})
 			if tt.status != "" {
@@ -292,7 +292,7 @@ func TestSingleSubscription(t *testing.T) {
 
 	t.Run("Stripe fails on the list", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		addCustomer(proxy, ada)
 		proxy.Intercept(stripeError("GET", "/v1/subscriptions", 500, "api_error", ""))
 		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1), single: true})
 		wantProblem(t, s.post(ada, `{"price_id":"`+priceSub+`"}`), http.StatusBadGateway, "payment provider")

@@ -69,6 +69,13 @@ func newProxy(t testing.TB, mock *stripemock.Server) *stripetest.Proxy {
 	return p
 }
 
+// addCustomer gives who a customer in proxy as the service makes it: with
+// the token's email and the user id in its metadata, so that search finds it.
+// It returns the customer's id.
+func addCustomer(proxy *stripetest.Proxy, who auth.Identity) string {
+	return proxy.AddCustomer(who.Email, map[string]string{"clerk_user_id": who.UserID})
+}
+
 func newStripeClient(t testing.TB, apiURL string, timeout time.Duration, retries int) *StripeClient {
 	t.Helper()
 	c, err := NewStripeClient(StripeOptions{SecretKey: stripemock.Key, APIURL: mustURL(t, apiURL), Timeout: timeout, MaxRetries: retries})

@@ -19,7 +19,7 @@ func TestPortal(t *testing.T) {
 
 	t.Run("opens the portal for the user's customer", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		cus := addCustomer(proxy, ada)
 		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1), portalConfig: "bpc_test123"})
 		other := "http://localhost:3000/settings?tab=billing"
 		tests := []struct {
@@ -60,7 +60,7 @@ func TestPortal(t *testing.T) {
 
 	t.Run("account default configuration", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		proxy.AddCustomer("", map[string]string{"clerk_user_id": bob.UserID})
+		addCustomer(proxy, bob)
 		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 		decodeOK(t, s.openPortal(bob, "", ""), &portalResponse{})
 		calls := proxy.CallsTo(http.MethodPost, "/v1/billing_portal/sessions")
@@ -105,7 +105,7 @@ func TestPortal(t *testing.T) {
 			{"portal not configured", "POST", "/v1/billing_portal/sessions", 400},
 		} {
 			proxy := newProxy(t, mock)
-			proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+			addCustomer(proxy, ada)
 			proxy.Intercept(stripeError(tt.method, tt.path, tt.status, "invalid_request_error", ""))
 			s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
 			wantProblem(t, s.openPortal(ada, "", ""), http.StatusBadGateway, "could not open the billing portal")

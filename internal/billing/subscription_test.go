@@ -32,7 +32,7 @@ func TestSubscriptionState(t *testing.T) {
 
 	t.Run("shape: every key, null when none", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		cus := addCustomer(proxy, ada)
 		full := proxy.AddSubscription(cus, stripetest.Subscription{
 			Status: "trialing", PriceID: priceSub, Quantity: 3, Created: 1767300000,
 			CurrentPeriodEnd: 1769900000, CancelAtPeriodEnd: true, TrialEnd: 1768500000,
@@ -74,7 +74,7 @@ func TestSubscriptionState(t *testing.T) {
 
 	t.Run("newest first, at most 10, every status but incomplete_expired", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		cus := addCustomer(proxy, ada)
 		statuses := []string{
 			"canceled", "active", "incomplete_expired", "past_due", "canceled", "paused", "unpaid",
 			"incomplete", "trialing", "canceled", "incomplete_expired", "active", "canceled", "incomplete_expired",
@@ -101,7 +101,7 @@ func TestSubscriptionState(t *testing.T) {
 
 	t.Run("cached per user for 10 s", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		cus := addCustomer(proxy, ada)
 		sub := proxy.AddSubscription(cus, stripetest.Subscription{Status: "active", PriceID: priceSub, Quantity: 1})
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1), now: func() time.Time { return now }})
@@ -135,7 +135,7 @@ func TestSubscriptionState(t *testing.T) {
 
 	t.Run("failures are not cached and leak nothing", func(t *testing.T) {
 		proxy := newProxy(t, mock)
-		cus := proxy.AddCustomer(ada.Email, map[string]string{"clerk_user_id": ada.UserID})
+		cus := addCustomer(proxy, ada)
 		proxy.AddSubscription(cus, stripetest.Subscription{Status: "active", PriceID: priceSub, Quantity: 1})
 		proxy.Intercept(stripeError("GET", "/v1/subscriptions", 500, "api_error", ""))
 		s := newStack(t, config{stripe: newStripeClient(t, proxy.URL, 5*time.Second, -1)})
