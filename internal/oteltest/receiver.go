@@ -336,26 +336,10 @@ func (r *Receiver) WaitSpans(t testing.TB, ok func([]Span) bool) []Span {
 	}
 }
 
-// WaitSpan waits for a span named name and returns the first one.
-func (r *Receiver) WaitSpan(t testing.TB, name string) Span {
-	t.Helper()
-	spans := r.WaitSpans(t, func(spans []Span) bool { return indexOf(spans, name) >= 0 })
-	return spans[indexOf(spans, name)]
-}
-
 // WaitTree waits until a trace holds the spans want describes (see Tree) and
 // binds them; it fails the test with every span received if none does within
 // Wait.
 func (r *Receiver) WaitTree(t testing.TB, want Tree) {
 	t.Helper()
 	r.WaitSpans(t, func(spans []Span) bool { return Match(spans, want) })
-}
-
-func indexOf(spans []Span, name string) int {
-	for i, s := range spans {
-		if s.Name == name {
-			return i
-		}
-	}
-	return -1
 }
