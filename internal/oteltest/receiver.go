@@ -108,6 +108,16 @@ func (r *Receiver) HTTPEndpoint() string { return r.httpURL }
 // value for OTEL_EXPORTER_OTLP_ENDPOINT with OTEL_EXPORTER_OTLP_PROTOCOL=grpc.
 func (r *Receiver) GRPCEndpoint() string { return r.grpcURL }
 
+// Endpoint is the value for OTEL_EXPORTER_OTLP_ENDPOINT when exporting with
+// protocol (an OTEL_EXPORTER_OTLP_PROTOCOL value): GRPCEndpoint for "grpc",
+// HTTPEndpoint otherwise.
+func (r *Receiver) Endpoint(protocol string) string {
+	if protocol == "grpc" {
+		return r.grpcURL
+	}
+	return r.httpURL
+}
+
 // Reject makes the receiver refuse every export (400 over HTTP,
 // InvalidArgument over gRPC, neither of which an exporter retries) until
 // called with false: a collector that does not take our spans.
