@@ -104,7 +104,6 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 		return st.bare, nil
 	}
 	env := st.serviceEnv(addr)
-	maps.Copy(env, sc.Env)
 	maps.Copy(env, st.opts.extraEnv)
 	var cleanup func()
 	if sc.Setup != nil {
