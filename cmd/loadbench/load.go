@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -170,7 +171,7 @@ func sampleCPU(svc *Service, cpus *cpuSplit, from, to time.Duration) func() (cpu
 	return func() (cpuUse, error) {
 		r := <-done
 		a, b := r[0], r[1]
-		if err := cmpErr(a.err, b.err); err != nil {
+		if err := cmp.Or(a.err, b.err); err != nil {
 			return cpuUse{}, err
 		}
 		u := cpuUse{ran: b.ran - a.ran, othersSvc: -1, othersLoad: -1}
