@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,7 +105,6 @@ func (st *Stand) start(ctx context.Context, sc Scenario) (*Service, error) {
 		return st.bare, nil
 	}
 	env := st.serviceEnv(addr)
-	maps.Copy(env, sc.Env)
 	maps.Copy(env, st.opts.extraEnv)
 	var cleanup func()
 	if sc.Setup != nil {
@@ -171,7 +171,7 @@ func sampleCPU(svc *Service, cpus *cpuSplit, from, to time.Duration) func() (cpu
 	return func() (cpuUse, error) {
 		r := <-done
 		a, b := r[0], r[1]
-		if err := cmpErr(a.err, b.err); err != nil {
+		if err := cmp.Or(a.err, b.err); err != nil {
 			return cpuUse{}, err
 		}
 		u := cpuUse{ran: b.ran - a.ran, othersSvc: -1, othersLoad: -1}

@@ -7,16 +7,15 @@ import (
 )
 
 // Scenario is one row of the table. To measure something new, add a Scenario to
-// scenarios(): a name, what the service needs (Env, or Setup for a database or a
-// Redis it starts), the requests, built before the clock starts, and the
-// status every answer must have.
+// scenarios(): a name, what the service needs (Setup, for a database or a
+// Redis it starts, and the environment that points the service at it), the
+// requests, built before the clock starts, and the status every answer must
+// have.
 type Scenario struct {
 	// Name labels the row; -run matches it.
 	Name string
 	// Bare sends the requests to the bare net/http server instead of the service.
 	Bare bool
-	// Env adds to, or overrides, the service's environment.
-	Env map[string]string
 	// Setup, when set, runs before the service starts: it may start what the
 	// scenario needs and return more environment and a cleanup.
 	Setup func(ctx context.Context, st *Stand) (env map[string]string, cleanup func(), err error)

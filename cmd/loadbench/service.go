@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,7 +141,7 @@ func processTicks(pid string) (int64, error) {
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	return utime + stime, cmpErr(err1, err2)
+	return utime + stime, cmp.Or(err1, err2)
 }
 
 // busyTicks is the time the given CPUs spent running any process (user,

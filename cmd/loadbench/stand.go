@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -249,7 +250,7 @@ func (st *Stand) checkoutRequests(n int, valid bool) (Requests, error) {
 		tok, err := mint(i)
 		if err != nil {
 			mu.Lock()
-			firstErr = cmpErr(firstErr, err)
+			firstErr = cmp.Or(firstErr, err)
 			mu.Unlock()
 			return
 		}
@@ -266,13 +267,6 @@ func (st *Stand) checkoutRequests(n int, valid bool) (Requests, error) {
 		dst = append(dst, "\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body...)
 		return dst
 	}, nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (st *Stand) mintValid(i int) (string, error) {

@@ -66,12 +66,8 @@ func TestRunTracingStartupLine(t *testing.T) {
 func tracedStack(t *testing.T, protocol string, extraEnv map[string]string) (*stack, *oteltest.Receiver) {
 	t.Helper()
 	receiver := oteltest.Start(t)
-	endpoint := receiver.HTTPEndpoint()
-	if protocol == "grpc" {
-		endpoint = receiver.GRPCEndpoint()
-	}
 	env := map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+		"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.Endpoint(protocol),
 		"OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
 		"OTEL_BSP_SCHEDULE_DELAY":     "50",
 	}

@@ -331,15 +331,28 @@ func serveStripeStandIn(s *settings, stops *cleanup) (*stripetest.Proxy, error) 
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("the Stripe stand-in cannot listen: %w", err)
+	if s.stripeURL, err = serveLoopback("the Stripe stand-in", stand, stops); err != nil {
+		return nil, err
 	}
-	hs := &http.Server{Handler: stand, ReadHeaderTimeout: 5 * time.Second}
+	return stand, nil
+}
+
+// serve serves h on ln until the sandbox stops.
+func serve(ln net.Listener, h http.Handler, stops *cleanup) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	stops.add(func() { hs.Close() })
-	s.stripeURL = "http://" + ln.Addr().String()
-	return stand, nil
+}
+
+// serveLoopback serves h on a free loopback port until the sandbox stops and
+// returns its base URL; what names the server in the error.
+func serveLoopback(what string, h http.Handler, stops *cleanup) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("%s cannot listen: %w", what, err)
+	}
+	serve(ln, h, stops)
+	return "http://" + ln.Addr().String(), nil
 }
 
 // findMock locates the stripe-mock binary when the sandbox is to start one.
@@ -391,14 +404,8 @@ func serveStandIns(s settings, clerkLn, nextLn net.Listener, stand *stripetest.P
 	nextMux.Handle(webhookPath, next)
 	nextMux.Handle(controlPrefix+"/", http.StripPrefix(controlPrefix, next.ControlHandler()))
 	nextMux.HandleFunc("/", frontendPage)
-	for _, srv := range []struct {
-		ln net.Listener
-		h  http.Handler
-	}{{clerkLn, clerkMux}, {nextLn, nextMux}} {
-		hs := &http.Server{Handler: srv.h, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = hs.Serve(srv.ln) }()
-		stops.add(func() { hs.Close() })
-	}
+	serve(clerkLn, clerkMux, stops)
+	serve(nextLn, nextMux, stops)
 	return nil
 }
 

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/acme/payments-api/internal/oteltest"
 )
@@ -67,14 +63,8 @@ func serveTraceView(s *settings, out *console, stops *cleanup) error {
 	if !s.traces {
 		return nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("the trace view cannot listen: %w", err)
-	}
 	receiver := oteltest.New(oteltest.WithOnSpans(newTracePrinter(out).add))
-	hs := &http.Server{Handler: receiver.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	stops.add(func() { hs.Close() })
-	s.tracesURL = "http://" + ln.Addr().String()
-	return nil
+	var err error
+	s.tracesURL, err = serveLoopback("the trace view", receiver.HTTPHandler(), stops)
+	return err
 }

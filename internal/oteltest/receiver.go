@@ -108,6 +108,16 @@ func (r *Receiver) HTTPEndpoint() string { return r.httpURL }
 // value for OTEL_EXPORTER_OTLP_ENDPOINT with OTEL_EXPORTER_OTLP_PROTOCOL=grpc.
 func (r *Receiver) GRPCEndpoint() string { return r.grpcURL }
 
+// Endpoint is the value for OTEL_EXPORTER_OTLP_ENDPOINT when exporting with
+// protocol (an OTEL_EXPORTER_OTLP_PROTOCOL value): GRPCEndpoint for "grpc",
+// HTTPEndpoint otherwise.
+func (r *Receiver) Endpoint(protocol string) string {
+	if protocol == "grpc" {
+		return r.grpcURL
+	}
+	return r.httpURL
+}
+
 // Reject makes the receiver refuse every export (400 over HTTP,
 // InvalidArgument over gRPC, neither of which an exporter retries) until
 // called with false: a collector that does not take our spans.
@@ -336,26 +346,10 @@ func (r *Receiver) WaitSpans(t testing.TB, ok func([]Span) bool) []Span {
 	}
 }
 
-// WaitSpan waits for a span named name and returns the first one.
-func (r *Receiver) WaitSpan(t testing.TB, name string) Span {
-	t.Helper()
-	spans := r.WaitSpans(t, func(spans []Span) bool { return indexOf(spans, name) >= 0 })
-	return spans[indexOf(spans, name)]
-}
-
 // WaitTree waits until a trace holds the spans want describes (see Tree) and
 // binds them; it fails the test with every span received if none does within
 // Wait.
 func (r *Receiver) WaitTree(t testing.TB, want Tree) {
 	t.Helper()
 	r.WaitSpans(t, func(spans []Span) bool { return Match(spans, want) })
-}
-
-func indexOf(spans []Span, name string) int {
-	for i, s := range spans {
-		if s.Name == name {
-			return i
-		}
-	}
-	return -1
 }

@@ -164,12 +164,8 @@ func TestSetupIgnoresTheProcessEnvironment(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			r := oteltest.Start(t)
-			endpoint := r.HTTPEndpoint()
-			if protocol == "grpc" {
-				endpoint = r.GRPCEndpoint()
-			}
 			tp, shutdown, _ := startTracing(t, map[string]string{
-				"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+				"OTEL_EXPORTER_OTLP_ENDPOINT": r.Endpoint(protocol),
 				"OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
 				"OTEL_RESOURCE_ATTRIBUTES":    "team=payments",
 			})
