@@ -134,7 +134,7 @@ func buildBilling(cfg config.Config, store billing.CustomerStore, tp trace.Trace
 		Timeout:   stripeTimeout,
 		// Each call to Stripe, each of stripe-go's retries included, is a span;
 		// Stripe gets no traceparent of ours.
-		HTTPClient: tracedClient(tp, nil, stripeTimeout, telemetry.TransportOptions{Peer: "stripe"}),
+		HTTPClient: tracedClient(tp, billing.NewTransport(), stripeTimeout, telemetry.TransportOptions{Peer: "stripe"}),
 	})
 	if err != nil {
 		return billingHandlers{}, fmt.Errorf("stripe client: %w", err)

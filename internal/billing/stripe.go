@@ -43,8 +43,25 @@ type StripeOptions struct {
 	// a negative number none; at most 2.
 	MaxRetries int
 	// HTTPClient is the client to send requests with; nil means one with
-	// Timeout as its per-attempt timeout. It is copied, never modified.
+	// Timeout as its per-attempt timeout. It is copied, never modified. A nil
+	// Transport in it means NewTransport's.
 	HTTPClient *http.Client
+}
+
+// stripeIdleConns is how many idle connections to Stripe are kept for reuse.
+const stripeIdleConns = 64
+
+// NewTransport is the transport a StripeClient uses unless its HTTPClient
+// brings one; a caller that wraps it (to trace each call, say) passes it in a
+// Client of its own. It is http.DefaultTransport keeping more idle
+// connections: every call goes to one host, and net/http keeps two per host,
+// so beyond two calls at once each further call would open a TLS connection
+// to Stripe, and close it a moment later.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = stripeIdleConns
+	t.MaxIdleConnsPerHost = stripeIdleConns
+	return t
 }
 
 // StripeClient is the Stripe port backed by stripe-go v76. It uses its own
@@ -101,7 +118,7 @@ func NewStripeClient(o StripeOptions) (*StripeClient, error) {
 	}
 	base := hc.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		base = NewTransport()
 	}
 	hc.Transport = userAgentTransport{base: base}
 	cfg.HTTPClient = &hc

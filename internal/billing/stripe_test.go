@@ -1,6 +1,13 @@
 package billing
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	stripe "github.com/stripe/stripe-go/v76"
@@ -38,5 +45,53 @@ func TestSubscriptionOf(t *testing.T) {
 				t.Errorf("id %q, status %q; want sub_1, active", got.ID, got.Status)
 			}
 		})
+	}
+}
+
+// TestStripeClientReusesConnections: rounds of calls to Stripe at once
+// reuse the connections of the rounds before. With net/http's default of two
+// idle connections per host, each round would open all but two again.
+func TestStripeClientReusesConnections(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"price_a","object":"price","active":true,"type":"one_time"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL) // httptest's URL always parses
+	c, err := NewStripeClient(StripeOptions{SecretKey: "sk_test_abc", APIURL: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const atOnce = 32
+	round := func() {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range atOnce {
+			wg.Go(func() {
+				<-start
+				if _, err := c.Price(t.Context(), "price_a"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	const rounds = 10
+	for range rounds {
+		round()
+	}
+	// A round may open more than it needs when a connection whose answer was
+	// just read is not back in the pool yet; each stays for later rounds.
+	if got := opened.Load(); got > 2*atOnce {
+		t.Errorf("%d rounds of %d calls at once opened %d connections, want at most %d", rounds, atOnce, got, 2*atOnce)
 	}
 }
