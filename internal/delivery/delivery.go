@@ -116,6 +116,7 @@ type Queue struct {
 	opts    Options
 
 	accepting atomic.Bool // Start succeeded: Enqueue takes events
+	commits   committer   // Enqueue's group commit
 	stopOnce  sync.Once
 	stop      context.CancelFunc
 	stopped   sync.WaitGroup // the metrics loop

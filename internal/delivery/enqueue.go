@@ -1,9 +1,13 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -21,6 +25,40 @@ var ErrNotStarted = errors.New("delivery: the queue is not started")
 // the insert finds the existing job, and Enqueue decides what to do with it.
 var uniqueOpts = river.UniqueOpts{ByArgs: true, ByState: rivertype.JobStates()}
 
+// Group commit. Each event is committed before Stripe is answered, and on a
+// busy replica most of a commit's cost is per transaction (its round trips,
+// River's insert notification, the commit), not per event. So events that
+// arrive while commits are in flight wait for the next one and share it:
+// at most maxCommits transactions at a time, each taking up to maxBatch
+// events. An event arriving at an idle queue is committed at once, alone; no
+// event ever waits for others to arrive.
+const (
+	maxCommits = 2
+	maxBatch   = 128
+	// commitTimeoutFallback bounds a commit whose events were all queued
+	// without a deadline (the webhook always sets one).
+	commitTimeoutFallback = 30 * time.Second
+)
+
+// committer groups concurrent Enqueue calls into shared transactions.
+type committer struct {
+	mu      sync.Mutex
+	waiting []*enqueueCall
+	running int // commit loops in flight, at most maxCommits
+}
+
+// enqueueCall is one Enqueue waiting for its commit.
+type enqueueCall struct {
+	ctx  context.Context
+	args EventArgs
+	done chan enqueueResult // buffered: the commit never waits for its caller
+}
+
+type enqueueResult struct {
+	duplicate bool
+	err       error
+}
+
 // Enqueue commits the event to the queue and reports whether it was there
 // already: queued, being delivered, or delivered within the retention. Those
 // are duplicates and are not delivered again. An event that was discarded (or
@@ -28,8 +66,11 @@ var uniqueOpts = river.UniqueOpts{ByArgs: true, ByState: rivertype.JobStates()}
 // or an operator resending it means it is wanted now. The request id of ctx
 // is stored with a new event for its delivery.
 //
-// Enqueue is the webhook's Queue. Insert and requeue are one transaction, so
-// that two replicas receiving the same event at once make one job.
+// Enqueue is the webhook's Queue. It returns once the event's transaction
+// committed (or failed), or when ctx ends; an event whose ctx ended before
+// its commit began is left out of it. Insert and requeue are in one
+// transaction, so that two replicas receiving the same event at once make
+// one job.
 func (q *Queue) Enqueue(ctx context.Context, eventID, eventType string, body []byte) (duplicate bool, err error) {
 	if !q.accepting.Load() {
 		return false, ErrNotStarted
@@ -38,28 +79,140 @@ func (q *Queue) Enqueue(ctx context.Context, eventID, eventType string, body []b
 	if q.opts.Traceparent != nil {
 		args.Traceparent = q.opts.Traceparent(ctx)
 	}
+	call := &enqueueCall{ctx: ctx, args: args, done: make(chan enqueueResult, 1)}
+
+	c := &q.commits
+	c.mu.Lock()
+	c.waiting = append(c.waiting, call)
+	start := c.running < maxCommits
+	if start {
+		c.running++
+	}
+	c.mu.Unlock()
+	if start {
+		go q.commitLoop()
+	}
+
+	select {
+	case res := <-call.done:
+		return res.duplicate, res.err
+	case <-ctx.Done():
+		return false, fmt.Errorf("delivery: queueing an event: %w", context.Cause(ctx))
+	}
+}
+
+// commitLoop commits what is waiting, batch after batch, and ends when
+// nothing is.
+func (q *Queue) commitLoop() {
+	c := &q.commits
+	for {
+		c.mu.Lock()
+		n := min(len(c.waiting), maxBatch)
+		if n == 0 {
+			c.running--
+			c.mu.Unlock()
+			return
+		}
+		batch := slices.Clone(c.waiting[:n])
+		c.waiting = slices.Delete(c.waiting, 0, n)
+		c.mu.Unlock()
+		q.commitBatch(batch)
+	}
+}
+
+// commitBatch commits batch in one transaction and answers each call.
+func (q *Queue) commitBatch(batch []*enqueueCall) {
+	// A caller that gave up is answered already (by its ctx); its event is
+	// left out, and Stripe, having had no 2xx, sends it again.
+	batch = slices.DeleteFunc(batch, func(c *enqueueCall) bool { return c.ctx.Err() != nil })
+	if len(batch) == 0 {
+		return
+	}
+	// The same order of event ids in every transaction: two replicas
+	// committing overlapping batches wait for each other instead of
+	// deadlocking.
+	slices.SortStableFunc(batch, func(a, b *enqueueCall) int { return cmp.Compare(a.args.EventID, b.args.EventID) })
+
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	results, err := q.insertBatch(ctx, batch)
+	for i, call := range batch {
+		if err != nil {
+			call.done <- enqueueResult{err: err}
+			continue
+		}
+		call.done <- results[i]
+	}
+}
+
+// batchContext is the context of a batch's transaction: the latest of its
+// callers' deadlines, so that no caller's commit is cut short by another's.
+// Cancelling one caller does not cancel the others' commit.
+func batchContext(batch []*enqueueCall) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			d = time.Now().Add(commitTimeoutFallback)
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	// The first caller's values (its trace, its request id) for River's and
+	// pgx's own log lines and spans, none of its cancellation.
+	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
+}
+
+// insertBatch inserts batch, sorted by event id, in one transaction, queues
+// again the discarded events among them, and returns each call's result.
+func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) ([]enqueueResult, error) {
+	results := make([]enqueueResult, len(batch))
+	// One event twice in a batch (Stripe's retry racing the original into this
+	// replica) is inserted once: PostgreSQL refuses a row changed twice by one
+	// statement. The later call is a duplicate of the earlier, as it would
+	// be one transaction later.
+	params := make([]river.InsertManyParams, 0, len(batch))
+	for i, call := range batch {
+		if i > 0 && call.args.EventID == batch[i-1].args.EventID {
+			results[i].duplicate = true
+			continue
+		}
+		params = append(params, river.InsertManyParams{Args: call.args, InsertOpts: &river.InsertOpts{Queue: QueueName, UniqueOpts: uniqueOpts}})
+	}
 
 	tx, err := q.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("delivery: queueing an event: %w", err)
+		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // after Commit: a no-op
 
-	res, err := q.client.InsertTx(ctx, tx, args, &river.InsertOpts{Queue: QueueName, UniqueOpts: uniqueOpts})
+	inserted, err := q.client.InsertManyTx(ctx, tx, params)
 	if err != nil {
-		return false, fmt.Errorf("delivery: queueing an event: %w", err)
+		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
 	}
-	duplicate = res.UniqueSkippedAsDuplicate
-	if duplicate && isDead(res.Job.State) {
-		if _, err := q.client.JobRetryTx(ctx, tx, res.Job.ID); err != nil {
-			return false, fmt.Errorf("delivery: queueing a discarded event again: %w", err)
+	if len(inserted) != len(params) {
+		return nil, fmt.Errorf("delivery: queueing an event: %d results for %d events", len(inserted), len(params))
+	}
+	next := 0
+	for i := range batch {
+		if results[i].duplicate {
+			continue // the in-batch repeat above
 		}
-		duplicate = false
+		res := inserted[next]
+		next++
+		results[i].duplicate = res.UniqueSkippedAsDuplicate
+		if res.UniqueSkippedAsDuplicate && isDead(res.Job.State) {
+			if _, err := q.client.JobRetryTx(ctx, tx, res.Job.ID); err != nil {
+				return nil, fmt.Errorf("delivery: queueing a discarded event again: %w", err)
+			}
+			results[i].duplicate = false
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("delivery: queueing an event: %w", err)
+		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
 	}
-	return duplicate, nil
+	return results, nil
 }
 
 // isDead reports whether a job in state will never be delivered unless it is
