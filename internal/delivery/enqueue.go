@@ -3,6 +3,7 @@ package delivery
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -35,8 +36,8 @@ var uniqueOpts = river.UniqueOpts{ByArgs: true, ByState: rivertype.JobStates()}
 const (
 	maxCommits = 2
 	maxBatch   = 128
-	// commitTimeoutFallback bounds a commit whose events were all queued
-	// without a deadline (the webhook always sets one).
+	// commitTimeoutFallback stands for the deadline of a caller that has
+	// none (the webhook always sets one).
 	commitTimeoutFallback = 30 * time.Second
 )
 
@@ -97,6 +98,11 @@ func (q *Queue) Enqueue(ctx context.Context, eventID, eventType string, body []b
 	case res := <-call.done:
 		return res.duplicate, res.err
 	case <-ctx.Done():
+		// Out of the waiting list at once, body and all: while the database
+		// hangs, callers giving up must not pile up there.
+		c.mu.Lock()
+		c.waiting = slices.DeleteFunc(c.waiting, func(w *enqueueCall) bool { return w == call })
+		c.mu.Unlock()
 		return false, fmt.Errorf("delivery: queueing an event: %w", context.Cause(ctx))
 	}
 }
@@ -120,22 +126,24 @@ func (q *Queue) commitLoop() {
 	}
 }
 
-// commitBatch commits batch in one transaction and answers each call.
+// commitBatch commits batch in one transaction and answers each call. If
+// that fails, each call still waiting is tried again in a transaction of its
+// own: a batch makes one database error (a deadlock abort, a row too large)
+// everyone's, and a 503 should stay the event's own.
 func (q *Queue) commitBatch(batch []*enqueueCall) {
-	// A caller that gave up is answered already (by its ctx); its event is
-	// left out, and Stripe, having had no 2xx, sends it again.
-	batch = slices.DeleteFunc(batch, func(c *enqueueCall) bool { return c.ctx.Err() != nil })
-	if len(batch) == 0 {
+	results, err := q.commitTogether(batch)
+	if err == nil || len(batch) == 1 {
+		answer(batch, results, err)
 		return
 	}
-	// The same order of event ids in every transaction: two replicas
-	// committing overlapping batches wait for each other instead of
-	// deadlocking.
-	slices.SortStableFunc(batch, func(a, b *enqueueCall) int { return cmp.Compare(a.args.EventID, b.args.EventID) })
+	for _, call := range batch {
+		results, err := q.commitTogether([]*enqueueCall{call})
+		answer([]*enqueueCall{call}, results, err)
+	}
+}
 
-	ctx, cancel := batchContext(batch)
-	defer cancel()
-	results, err := q.insertBatch(ctx, batch)
+// answer gives each call its result, or err.
+func answer(batch []*enqueueCall, results []enqueueResult, err error) {
 	for i, call := range batch {
 		if err != nil {
 			call.done <- enqueueResult{err: err}
@@ -143,6 +151,37 @@ func (q *Queue) commitBatch(batch []*enqueueCall) {
 		}
 		call.done <- results[i]
 	}
+}
+
+// commitTogether commits the calls of batch still waiting in one
+// transaction, sorted by event id, and returns their results in the order of
+// batch (a call that gave up has a zero result nobody reads).
+func (q *Queue) commitTogether(batch []*enqueueCall) ([]enqueueResult, error) {
+	// A caller that gave up is answered already (by its ctx); its event is
+	// left out, and Stripe, having had no 2xx, sends it again.
+	live := slices.DeleteFunc(slices.Clone(batch), func(c *enqueueCall) bool { return c.ctx.Err() != nil })
+	if len(live) == 0 {
+		return make([]enqueueResult, len(batch)), nil
+	}
+	// The same order of event ids in every transaction: two replicas
+	// committing overlapping batches wait for each other instead of
+	// deadlocking.
+	byID := func(a, b *enqueueCall) int { return cmp.Compare(a.args.EventID, b.args.EventID) }
+	slices.SortStableFunc(live, byID)
+
+	ctx, cancel := batchContext(live)
+	defer cancel()
+	liveResults, err := q.insertBatch(ctx, live)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]enqueueResult, len(batch))
+	for i, call := range batch {
+		if j := slices.Index(live, call); j >= 0 {
+			results[i] = liveResults[j]
+		}
+	}
+	return results, nil
 }
 
 // batchContext is the context of a batch's transaction: the latest of its
@@ -159,8 +198,8 @@ func batchContext(batch []*enqueueCall) (context.Context, context.CancelFunc) {
 			latest = d
 		}
 	}
-	// The first caller's values (its trace, its request id) for River's and
-	// pgx's own log lines and spans, none of its cancellation.
+	// One caller's values (its trace, its request id: the lowest event id's)
+	// for River's own log lines about the batch; none of its cancellation.
 	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
 }
 
@@ -201,6 +240,13 @@ func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) ([]enqueu
 		}
 		res := inserted[next]
 		next++
+		// River returns the rows in the order given, which PostgreSQL does for
+		// INSERT … SELECT unnest(…) … RETURNING without promising it; were it
+		// ever otherwise, answering a caller with another event's result would
+		// be worse than failing the batch.
+		if err := sameEvent(res.Job, batch[i].args.EventID); err != nil {
+			return nil, err
+		}
 		results[i].duplicate = res.UniqueSkippedAsDuplicate
 		if res.UniqueSkippedAsDuplicate && isDead(res.Job.State) {
 			if _, err := q.client.JobRetryTx(ctx, tx, res.Job.ID); err != nil {
@@ -213,6 +259,20 @@ func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) ([]enqueu
 		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
 	}
 	return results, nil
+}
+
+// sameEvent checks that job is the one of eventID.
+func sameEvent(job *rivertype.JobRow, eventID string) error {
+	var stored struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal(job.EncodedArgs, &stored); err != nil {
+		return fmt.Errorf("delivery: reading back a queued event: %w", err)
+	}
+	if stored.EventID != eventID {
+		return fmt.Errorf("delivery: queueing %s: the database returned job %d of %s in its place", eventID, job.ID, stored.EventID)
+	}
+	return nil
 }
 
 // isDead reports whether a job in state will never be delivered unless it is

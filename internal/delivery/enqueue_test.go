@@ -42,19 +42,33 @@ func lineUp(t *testing.T, e *env) (release func()) {
 	return release
 }
 
-// enqueueAsync starts Enqueue of id and waits until the call is either taken
-// by a commit or waiting for one, so that calls line up in the order made.
-func enqueueAsync(t *testing.T, ctx context.Context, e *env, id string, out chan<- enqueueResult) {
+// enqueueAsync starts Enqueue of id and waits until the queue's commits are
+// in the given state (commit loops running, calls waiting), so that calls
+// line up in the order made.
+func enqueueAsync(t *testing.T, ctx context.Context, e *env, id string, out chan<- enqueueResult, running, waiting int) {
 	t.Helper()
-	running, waiting := e.q.Commits()
 	go func() {
 		dup, err := e.q.Enqueue(ctx, id, "invoice.paid", event(id, "invoice.paid"))
 		out <- enqueueResult{id: id, duplicate: dup, err: err}
 	}()
-	eventually(t, id+" is committing or waiting", func() bool {
+	waitCommits(t, e, running, waiting)
+}
+
+// waitCommits waits until the queue's commits are in the given state.
+func waitCommits(t *testing.T, e *env, running, waiting int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d commits running, %d calls waiting", running, waiting), func() bool {
 		r, w := e.q.Commits()
-		return r+w > running+waiting
+		return r == running && w == waiting
 	})
+}
+
+// blockCommits takes both of e's commits with events that wait on lineUp's
+// lock.
+func blockCommits(t *testing.T, e *env, prefix string, out chan<- enqueueResult) {
+	t.Helper()
+	enqueueAsync(t, testCtx(t), e, prefix+"_a", out, 1, 0)
+	enqueueAsync(t, testCtx(t), e, prefix+"_b", out, 2, 0)
 }
 
 // collect gathers n results by event id; a repeated id keeps each result.
@@ -83,23 +97,20 @@ func TestGroupCommit(t *testing.T) {
 	release := lineUp(t, e)
 	out := make(chan enqueueResult, 16)
 	// Two events take the two commits, which wait on the lock.
-	enqueueAsync(t, testCtx(t), e, "evt_first_a", out)
-	enqueueAsync(t, testCtx(t), e, "evt_first_b", out)
-	if running, waiting := e.q.Commits(); running != 2 || waiting != 0 {
-		t.Fatalf("commits: %d running, %d waiting; want 2 running, 0 waiting", running, waiting)
-	}
+	blockCommits(t, e, "evt_first", out)
 	// These wait, in this order, for the next commit.
 	batch := []string{"evt_new_3", "evt_new_1", "evt_done", "evt_new_2", "evt_dead", "evt_new_1"}
-	for _, id := range batch {
-		enqueueAsync(t, testCtx(t), e, id, out)
+	for i, id := range batch {
+		enqueueAsync(t, testCtx(t), e, id, out, 2, i+1)
 	}
 	gaveUp, cancel := context.WithCancel(testCtx(t))
 	gone := make(chan enqueueResult, 1)
-	enqueueAsync(t, gaveUp, e, "evt_gone", gone)
+	enqueueAsync(t, gaveUp, e, "evt_gone", gone, 2, len(batch)+1)
 	cancel()
 	if r := <-gone; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("Enqueue with a cancelled context = %v, %v; want context.Canceled", r.duplicate, r.err)
 	}
+	waitCommits(t, e, 2, len(batch)) // the call that gave up left the line
 	release()
 
 	got := collect(t, 2+len(batch), out)
@@ -169,13 +180,11 @@ func TestGroupCommitOppositeOrders(t *testing.T) {
 
 	release := lineUp(t, a)
 	out := make(chan enqueueResult, 2*events+4)
-	for _, e := range []*env{a, b} {
-		enqueueAsync(t, testCtx(t), e, "evt_block_1"+fmt.Sprint(e == a), out)
-		enqueueAsync(t, testCtx(t), e, "evt_block_2"+fmt.Sprint(e == a), out)
-	}
+	blockCommits(t, a, "evt_block_a", out)
+	blockCommits(t, b, "evt_block_b", out)
 	for i := range ids {
-		enqueueAsync(t, testCtx(t), a, ids[i], out)
-		enqueueAsync(t, testCtx(t), b, reversed[i], out)
+		enqueueAsync(t, testCtx(t), a, ids[i], out, 2, i+1)
+		enqueueAsync(t, testCtx(t), b, reversed[i], out, 2, i+1)
 	}
 	release()
 
@@ -199,5 +208,38 @@ func TestGroupCommitOppositeOrders(t *testing.T) {
 	}
 	if jobs != events {
 		t.Errorf("%d jobs, want %d", jobs, events)
+	}
+}
+
+// TestGroupCommitOneBadEvent: an event the database refuses (PostgreSQL's
+// jsonb takes no NUL character, which JSON allows in an event id) fails its
+// batch; the others in it are committed one by one and answered as if it had
+// not been there, and only it gets an error.
+func TestGroupCommitOneBadEvent(t *testing.T) {
+	t.Parallel()
+	n := newNext(t)
+	e := replica(t, migrated.Database(t), n, delivery.Options{})
+
+	release := lineUp(t, e)
+	out := make(chan enqueueResult, 8)
+	blockCommits(t, e, "evt_block", out)
+	batch := []string{"evt_fine_1", "evt_\x00bad", "evt_fine_2"}
+	for i, id := range batch {
+		enqueueAsync(t, testCtx(t), e, id, out, 2, i+1)
+	}
+	release()
+
+	got := collect(t, 2+len(batch), out)
+	for id, rs := range got {
+		r := rs[0]
+		switch {
+		case id == "evt_\x00bad" && r.err == nil:
+			t.Errorf("Enqueue of an event id with a NUL character succeeded")
+		case id != "evt_\x00bad" && (r.err != nil || r.duplicate):
+			t.Errorf("Enqueue(%s) = %v, %v; want queued", id, r.duplicate, r.err)
+		}
+	}
+	for _, id := range []string{"evt_fine_1", "evt_fine_2"} {
+		eventually(t, id+" delivered", func() bool { return e.state(t, id) == "completed" })
 	}
 }
