@@ -54,9 +54,11 @@ const stripeIdleConns = 64
 // NewTransport is the transport a StripeClient uses unless its HTTPClient
 // brings one; a caller that wraps it (to trace each call, say) passes it in a
 // Client of its own. It is http.DefaultTransport keeping more idle
-// connections: every call goes to one host, and net/http keeps two per host,
-// so beyond two calls at once each further call would open a TLS connection
-// to Stripe, and close it a moment later.
+// connections. Over HTTP/2, which Go negotiates with api.stripe.com,
+// concurrent calls share one connection and this changes nothing; over
+// HTTP/1.1 (stripe-mock, an API URL behind a proxy that speaks only that),
+// net/http keeps two idle connections per host, so beyond two calls at once
+// each further call would open a connection, and close it a moment later.
 func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = stripeIdleConns
