@@ -63,7 +63,7 @@ func serveTraceView(s *settings, out *console, stops *cleanup) error {
 	if !s.traces {
 		return nil
 	}
-	receiver := oteltest.New(oteltest.WithOnSpans(newTracePrinter(out).add))
+	receiver := oteltest.New(oteltest.WithOnSpans(newTracePrinter(out).add), oteltest.WithoutHistory())
 	var err error
 	s.tracesURL, err = serveLoopback("the trace view", receiver.HTTPHandler(), stops)
 	return err

@@ -55,6 +55,7 @@ type Receiver struct {
 	reject  bool
 	changed chan struct{} // closed and replaced at each export
 	onSpans func([]Span)
+	forget  bool // keep neither spans nor exports
 }
 
 // Option configures a Receiver.
@@ -63,6 +64,11 @@ type Option func(*Receiver)
 // WithOnSpans calls f with the spans of each export as they arrive (the
 // sandbox prints them).
 func WithOnSpans(f func([]Span)) Option { return func(r *Receiver) { r.onSpans = f } }
+
+// WithoutHistory keeps neither spans nor exports: they only reach the
+// WithOnSpans function, so that a receiver running for hours (the sandbox's
+// trace view) does not grow. Spans and Exports then return nothing.
+func WithoutHistory() Option { return func(r *Receiver) { r.forget = true } }
 
 // New returns a Receiver that listens nowhere yet: serve HTTPHandler and
 // GRPCServer where you like, or use Start.
@@ -146,10 +152,12 @@ func (r *Receiver) record(e Export, req *coltracepb.ExportTraceServiceRequest) b
 	spans := decode(req)
 	e.Spans = len(spans)
 	r.mu.Lock()
-	r.exports = append(r.exports, e)
 	accepted := !r.reject
-	if accepted {
-		r.spans = append(r.spans, spans...)
+	if !r.forget {
+		r.exports = append(r.exports, e)
+		if accepted {
+			r.spans = append(r.spans, spans...)
+		}
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
