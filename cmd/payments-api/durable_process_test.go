@@ -337,12 +337,7 @@ func TestDurableSameEventTwoReplicas(t *testing.T) {
 // Retry-After; once the database is up, events are queued and delivered.
 func TestDurableDatabaseDownAtStart(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t)
-	dsn := c.URL("postgres")
-	var out, errOut bytes.Buffer
-	if err := migrate(context.Background(), dsn, reachTimeout, &out, &errOut); err != nil {
-		t.Fatal(err)
-	}
+	c, dsn := migratedCluster(t)
 	c.Stop(t)
 	ds := newDurableStand(t, dsn)
 	r := ds.start(t, nil)
@@ -382,11 +377,7 @@ func TestDurableSchemaBehindAtStart(t *testing.T) {
 // FORWARD_TIMEOUT + 2 minutes of the database answering again.
 func TestDurableDatabaseRestartMidTraffic(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t)
-	dsn := c.URL("postgres")
-	if err := migrate(context.Background(), dsn, reachTimeout, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	c, dsn := migratedCluster(t)
 	ds := newDurableStand(t, dsn, fakenext.WithDelay(func(int) time.Duration { return 50 * time.Millisecond }))
 	r := ds.start(t, map[string]string{"DELIVERY_WORKERS": "2"})
 

@@ -242,11 +242,7 @@ func TestRunDurable(t *testing.T) {
 // found or created with Stripe), and webhooks answer 503 with Retry-After.
 func TestRunDurableDatabaseDown(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t)
-	dsn := c.URL("postgres")
-	if err := migrate(context.Background(), dsn, reachTimeout, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	c, dsn := migratedCluster(t)
 	c.Stop(t)
 	st := startStack(t, map[string]string{"DATABASE_URL": dsn})
 	base := st.svc.url

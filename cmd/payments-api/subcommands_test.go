@@ -108,6 +108,18 @@ func migratedDSN(t *testing.T) string {
 	return dsn
 }
 
+// migratedCluster starts a cluster of the test's own, to stop or restart,
+// and migrates its postgres database, whose URL it returns.
+func migratedCluster(t *testing.T) (*pgtest.Cluster, string) {
+	t.Helper()
+	c := pgtest.Start(t)
+	dsn := c.URL("postgres")
+	if err := migrate(context.Background(), dsn, reachTimeout, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	return c, dsn
+}
+
 // seed puts events in the queue in the given states, oldest first, without a
 // worker: rows as River leaves them.
 func seed(t *testing.T, dsn string, events ...[3]string) {
