@@ -50,9 +50,10 @@ type committer struct {
 
 // enqueueCall is one Enqueue waiting for its commit.
 type enqueueCall struct {
-	ctx  context.Context
-	args EventArgs
-	done chan enqueueResult // buffered: the commit never waits for its caller
+	ctx       context.Context
+	args      EventArgs
+	duplicate bool               // set by its commit, sent once that commits
+	done      chan enqueueResult // buffered: the commit never waits for its caller
 }
 
 type enqueueResult struct {
@@ -131,57 +132,39 @@ func (q *Queue) commitLoop() {
 // own: a batch makes one database error (a deadlock abort, a row too large)
 // everyone's, and a 503 should stay the event's own.
 func (q *Queue) commitBatch(batch []*enqueueCall) {
-	results, err := q.commitTogether(batch)
-	if err == nil || len(batch) == 1 {
-		answer(batch, results, err)
+	err := q.commitTogether(batch)
+	if err != nil && len(batch) > 1 {
+		for _, call := range batch {
+			call.answer(q.commitTogether([]*enqueueCall{call}))
+		}
 		return
 	}
 	for _, call := range batch {
-		results, err := q.commitTogether([]*enqueueCall{call})
-		answer([]*enqueueCall{call}, results, err)
+		call.answer(err)
 	}
 }
 
-// answer gives each call its result, or err.
-func answer(batch []*enqueueCall, results []enqueueResult, err error) {
-	for i, call := range batch {
-		if err != nil {
-			call.done <- enqueueResult{err: err}
-			continue
-		}
-		call.done <- results[i]
-	}
+// answer gives the caller its result: err, or what its commit found.
+func (c *enqueueCall) answer(err error) {
+	c.done <- enqueueResult{duplicate: c.duplicate && err == nil, err: err}
 }
 
 // commitTogether commits the calls of batch still waiting in one
-// transaction, sorted by event id, and returns their results in the order of
-// batch (a call that gave up has a zero result nobody reads).
-func (q *Queue) commitTogether(batch []*enqueueCall) ([]enqueueResult, error) {
-	// A caller that gave up is answered already (by its ctx); its event is
-	// left out, and Stripe, having had no 2xx, sends it again.
+// transaction, sorted by event id, setting each one's duplicate. A call that
+// gave up is answered already (by its ctx); its event is left out, and
+// Stripe, having had no 2xx, sends it again.
+func (q *Queue) commitTogether(batch []*enqueueCall) error {
 	live := slices.DeleteFunc(slices.Clone(batch), func(c *enqueueCall) bool { return c.ctx.Err() != nil })
 	if len(live) == 0 {
-		return make([]enqueueResult, len(batch)), nil
+		return nil
 	}
 	// The same order of event ids in every transaction: two replicas
 	// committing overlapping batches wait for each other instead of
 	// deadlocking.
-	byID := func(a, b *enqueueCall) int { return cmp.Compare(a.args.EventID, b.args.EventID) }
-	slices.SortStableFunc(live, byID)
-
+	slices.SortStableFunc(live, func(a, b *enqueueCall) int { return cmp.Compare(a.args.EventID, b.args.EventID) })
 	ctx, cancel := batchContext(live)
 	defer cancel()
-	liveResults, err := q.insertBatch(ctx, live)
-	if err != nil {
-		return nil, err
-	}
-	results := make([]enqueueResult, len(batch))
-	for i, call := range batch {
-		if j := slices.Index(live, call); j >= 0 {
-			results[i] = liveResults[j]
-		}
-	}
-	return results, nil
+	return q.insertBatch(ctx, live)
 }
 
 // batchContext is the context of a batch's transaction: the latest of its
@@ -204,17 +187,16 @@ func batchContext(batch []*enqueueCall) (context.Context, context.CancelFunc) {
 }
 
 // insertBatch inserts batch, sorted by event id, in one transaction, queues
-// again the discarded events among them, and returns each call's result.
-func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) ([]enqueueResult, error) {
-	results := make([]enqueueResult, len(batch))
+// again the discarded events among them, and sets each call's duplicate.
+func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) error {
 	// One event twice in a batch (Stripe's retry racing the original into this
 	// replica) is inserted once: PostgreSQL refuses a row changed twice by one
 	// statement. The later call is a duplicate of the earlier, as it would
 	// be one transaction later.
 	params := make([]river.InsertManyParams, 0, len(batch))
 	for i, call := range batch {
-		if i > 0 && call.args.EventID == batch[i-1].args.EventID {
-			results[i].duplicate = true
+		call.duplicate = i > 0 && call.args.EventID == batch[i-1].args.EventID
+		if call.duplicate {
 			continue
 		}
 		params = append(params, river.InsertManyParams{Args: call.args, InsertOpts: &river.InsertOpts{Queue: QueueName, UniqueOpts: uniqueOpts}})
@@ -222,20 +204,20 @@ func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) ([]enqueu
 
 	tx, err := q.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
+		return fmt.Errorf("delivery: queueing an event: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // after Commit: a no-op
 
 	inserted, err := q.client.InsertManyTx(ctx, tx, params)
 	if err != nil {
-		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
+		return fmt.Errorf("delivery: queueing an event: %w", err)
 	}
 	if len(inserted) != len(params) {
-		return nil, fmt.Errorf("delivery: queueing an event: %d results for %d events", len(inserted), len(params))
+		return fmt.Errorf("delivery: queueing an event: %d results for %d events", len(inserted), len(params))
 	}
 	next := 0
-	for i := range batch {
-		if results[i].duplicate {
+	for _, call := range batch {
+		if call.duplicate {
 			continue // the in-batch repeat above
 		}
 		res := inserted[next]
@@ -244,21 +226,21 @@ func (q *Queue) insertBatch(ctx context.Context, batch []*enqueueCall) ([]enqueu
 		// INSERT … SELECT unnest(…) … RETURNING without promising it; were it
 		// ever otherwise, answering a caller with another event's result would
 		// be worse than failing the batch.
-		if err := sameEvent(res.Job, batch[i].args.EventID); err != nil {
-			return nil, err
+		if err := sameEvent(res.Job, call.args.EventID); err != nil {
+			return err
 		}
-		results[i].duplicate = res.UniqueSkippedAsDuplicate
+		call.duplicate = res.UniqueSkippedAsDuplicate
 		if res.UniqueSkippedAsDuplicate && isDead(res.Job.State) {
 			if _, err := q.client.JobRetryTx(ctx, tx, res.Job.ID); err != nil {
-				return nil, fmt.Errorf("delivery: queueing a discarded event again: %w", err)
+				return fmt.Errorf("delivery: queueing a discarded event again: %w", err)
 			}
-			results[i].duplicate = false
+			call.duplicate = false
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("delivery: queueing an event: %w", err)
+		return fmt.Errorf("delivery: queueing an event: %w", err)
 	}
-	return results, nil
+	return nil
 }
 
 // sameEvent checks that job is the one of eventID.
